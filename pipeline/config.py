@@ -1,0 +1,290 @@
+"""Typed configuration: every default of the pipeline lives here.
+
+A YAML file is parsed into `Config`; unknown keys and bad values fail with a
+message naming the dotted key, so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from pipeline.errors import ConfigError
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SyntheticSource(Strict):
+    """Seeded generator of applicants: the embedded default data set."""
+
+    kind: Literal["synthetic"] = "synthetic"
+    rows: int = Field(20_000, ge=100)
+    seed: int = 42
+    base_default_rate: float = Field(0.10, gt=0, lt=1)
+    start_date: str = "2024-01-01"
+    months: int = Field(24, ge=1)
+
+
+class ColumnMap(Strict):
+    """How one contract column is made from a source column."""
+
+    source: str | None = None
+    constant: Any = None
+    recode: dict[str, Any] | None = None
+    scale: float = 1.0
+    parse_date: str | None = None
+
+    @model_validator(mode="after")
+    def _one_origin(self) -> ColumnMap:
+        if (self.source is None) == (self.constant is None):
+            raise ValueError("give exactly one of 'source' or 'constant'")
+        return self
+
+
+class FileSource(Strict):
+    """A CSV (plain or gzip) or Parquet file mapped onto the contract in YAML."""
+
+    kind: Literal["file"] = "file"
+    path: str
+    format: Literal["auto", "csv", "parquet"] = "auto"
+    delimiter: str = ","
+    encoding: str = "utf-8"
+    id_column: str | None = Field(None, description="source column of applicant_id; None numbers the rows")
+    columns: dict[str, ColumnMap] = Field(default_factory=dict)
+    passthrough: list[str] = Field(default_factory=list, description="source columns kept under their own name")
+
+
+class ExtraColumn(Strict):
+    """A feature column beyond the core contract, declared by the user."""
+
+    name: str
+    dtype: Literal["float", "int", "category", "str"] = "float"
+    min: float | None = None
+    max: float | None = None
+    allowed: list[str] | None = None
+    nullable: bool = True
+    risk_direction: Literal[-1, 0, 1] = 0
+    reason: str | None = None
+    description: str = ""
+
+
+class ContractConfig(Strict):
+    history_months: int = Field(6, ge=0, le=24)
+    extras: list[ExtraColumn] = Field(default_factory=list)
+    protected: list[str] = Field(default_factory=list)
+    training_targets_required: bool = True
+
+
+class ValidationConfig(Strict):
+    rejection_budget: float = Field(0.05, ge=0, le=1)
+
+
+class FeatureConfig(Strict):
+    living_cost_base: float = Field(600.0, ge=0)
+    living_cost_per_dependent: float = Field(250.0, ge=0)
+    apr: float = Field(0.18, ge=0, le=2)
+    default_term_months: int = Field(12, ge=1, le=360)
+    credit_type: Literal["instalment", "revolving"] = "instalment"
+    min_payment_rate: float = Field(0.05, gt=0, le=1)
+    utilization_cap: float = Field(1.5, gt=0)
+    ratio_cap: float = Field(10.0, gt=0)
+    history_passthrough: bool = False
+
+
+class SplitConfig(Strict):
+    train: float = Field(0.6, gt=0, lt=1)
+    validation: float = Field(0.15, gt=0, lt=1)
+    calibration: float = Field(0.1, gt=0, lt=1)
+    test: float = Field(0.15, gt=0, lt=1)
+    seed: int = 7
+    out_of_time: bool = True
+    cv_folds: int = Field(0, ge=0, le=20)
+
+    @model_validator(mode="after")
+    def _sum_to_one(self) -> SplitConfig:
+        total = self.train + self.validation + self.calibration + self.test
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"train + validation + calibration + test must be 1, got {total:.4f}")
+        return self
+
+
+class SearchConfig(Strict):
+    trials: int = Field(0, ge=0)
+    time_budget_s: float = Field(120.0, gt=0)
+    seed: int = 11
+
+
+class PDModelConfig(Strict):
+    params: dict[str, Any] = Field(
+        default_factory=lambda: {
+            "learning_rate": 0.05,
+            "num_leaves": 15,
+            "min_data_in_leaf": 50,
+            "feature_fraction": 0.8,
+            "bagging_fraction": 0.8,
+            "bagging_freq": 1,
+            "lambda_l2": 1.0,
+        }
+    )
+    num_boost_round: int = Field(600, ge=1)
+    early_stopping_rounds: int = Field(50, ge=1)
+    monotone: bool = True
+    calibration: Literal["isotonic", "sigmoid", "none"] = "isotonic"
+    search: SearchConfig = SearchConfig()
+
+
+class LimitModelConfig(Strict):
+    enabled: bool = True
+    alpha: float = Field(0.3, gt=0, lt=1)
+    params: dict[str, Any] = Field(
+        default_factory=lambda: {"learning_rate": 0.05, "num_leaves": 15, "min_data_in_leaf": 50}
+    )
+    num_boost_round: int = Field(400, ge=1)
+    early_stopping_rounds: int = Field(40, ge=1)
+
+
+class Grade(Strict):
+    name: str
+    min_score: float
+    limit_multiplier: float = Field(1.0, ge=0)
+    table_limit: float = Field(0.0, ge=0, description="limit used when there is no limit model")
+
+
+class ScorecardConfig(Strict):
+    base_score: float = 600.0
+    base_odds: float = Field(50.0, gt=0, description="good:bad odds at the base score")
+    pdo: float = Field(20.0, gt=0, description="points to double the odds")
+    grades: list[Grade] = Field(
+        default_factory=lambda: [
+            Grade(name="A", min_score=680, limit_multiplier=1.2, table_limit=20000),
+            Grade(name="B", min_score=640, limit_multiplier=1.0, table_limit=12000),
+            Grade(name="C", min_score=600, limit_multiplier=0.8, table_limit=8000),
+            Grade(name="D", min_score=560, limit_multiplier=0.6, table_limit=4000),
+            Grade(name="E", min_score=float("-inf"), limit_multiplier=0.4, table_limit=2000),
+        ]
+    )
+
+    @field_validator("grades")
+    @classmethod
+    def _descending(cls, grades: list[Grade]) -> list[Grade]:
+        scores = [g.min_score for g in grades]
+        if not grades or scores != sorted(scores, reverse=True) or scores[-1] != float("-inf"):
+            raise ValueError("grades must be ordered by descending min_score and end with min_score -.inf")
+        for worse, better in zip(grades[1:], grades[:-1], strict=False):
+            if worse.limit_multiplier > better.limit_multiplier or worse.table_limit > better.table_limit:
+                raise ValueError(f"grade {worse.name} must not get a larger multiplier or table limit than {better.name}")
+        return grades
+
+
+class PolicyConfig(Strict):
+    pd_cutoff: float = Field(0.25, ge=0, le=1)
+    max_payment_to_income: float = Field(0.35, gt=0, le=1)
+    min_payment_rate: float = Field(0.05, gt=0, le=1, description="payment at full use of a revolving limit")
+    limit_step: float = Field(100.0, gt=0)
+    min_limit: float = Field(500.0, ge=0)
+    max_limit: float = Field(50_000.0, gt=0)
+    decline_recent_90d: bool = True
+    unknown_income: Literal["decline", "table_limit"] = "table_limit"
+    require_positive_residual_income: bool = True
+
+    @model_validator(mode="after")
+    def _bounds(self) -> PolicyConfig:
+        if self.min_limit > self.max_limit:
+            raise ValueError("min_limit must not exceed max_limit")
+        return self
+
+
+class EvaluationConfig(Strict):
+    lgd: float = Field(0.75, ge=0, le=1)
+    ccf: float = Field(0.8, ge=0, le=1, description="credit conversion factor: drawn share of a limit at default")
+    calibration_bins: int = Field(10, ge=2)
+    psi_bins: int = Field(10, ge=2)
+
+
+class GateConfig(Strict):
+    auc_tolerance: float = Field(0.005, ge=0)
+    max_ece: float = Field(0.03, ge=0)
+    max_score_psi: float = Field(0.1, ge=0)
+    min_adverse_impact_ratio: float = Field(0.8, ge=0, le=1)
+
+
+class RegistryConfig(Strict):
+    model_name: str = "credit-assessment"
+    experiment: str = "credit-assessment"
+    gate: GateConfig = GateConfig()
+
+
+class ScoringConfig(Strict):
+    chunk_rows: int = Field(200_000, ge=1)
+    reason_codes: int = Field(4, ge=0, le=10)
+    psi_warn: float = 0.1
+    psi_alert: float = 0.25
+
+
+class Config(Strict):
+    name: str = "default"
+    output_dir: str = "output"
+    source: SyntheticSource | FileSource = Field(SyntheticSource(), discriminator="kind")
+    contract: ContractConfig = ContractConfig()
+    validation: ValidationConfig = ValidationConfig()
+    features: FeatureConfig = FeatureConfig()
+    split: SplitConfig = SplitConfig()
+    pd_model: PDModelConfig = PDModelConfig()
+    limit_model: LimitModelConfig = LimitModelConfig()
+    scorecard: ScorecardConfig = ScorecardConfig()
+    policy: PolicyConfig = PolicyConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
+    registry: RegistryConfig = RegistryConfig()
+    scoring: ScoringConfig = ScoringConfig()
+    seed: int = 42
+
+    @property
+    def run_dir(self) -> Path:
+        """One output folder per config, so stages can be rerun alone."""
+        return Path(self.output_dir) / self.name
+
+
+def _format_errors(err: ValidationError, origin: str) -> str:
+    lines = [f"invalid config {origin}:"]
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"] if not str(p).startswith(("SyntheticSource", "FileSource")))
+        key = key.replace(".synthetic", "").replace(".file", "")
+        lines.append(f"  {key or '<root>'}: {e['msg']}")
+    return "\n".join(lines)
+
+
+def parse_config(data: dict[str, Any] | None, origin: str = "<dict>", base_dir: Path | None = None) -> Config:
+    """Build a Config from plain data; file paths in the source are made relative to the YAML file."""
+    data = dict(data or {})
+    try:
+        cfg = Config.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_format_errors(err, origin)) from None
+    if base_dir is not None and isinstance(cfg.source, FileSource) and not Path(cfg.source.path).is_absolute():
+        resolved = (base_dir / cfg.source.path).resolve()
+        if not Path(cfg.source.path).exists() and resolved.exists():
+            cfg = cfg.model_copy(update={"source": cfg.source.model_copy(update={"path": str(resolved)})})
+    return cfg
+
+
+def load_config(path: str | Path) -> Config:
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        raise ConfigError(f"config file {path} is not valid YAML: {err}") from None
+    if data is not None and not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping at the top level")
+    return parse_config(data, origin=str(path), base_dir=path.parent)
+
+
+def config_digest(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()

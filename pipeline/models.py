@@ -1,0 +1,197 @@
+"""The two LightGBM models: probability of default (calibrated, monotone) and credit limit.
+
+Both take the same numeric matrix: features in dictionary order, categorical features
+as integer codes of the contract's fixed categories (NaN when missing), so the trained
+boosters do not depend on pandas category state and score identically anywhere.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+from sklearn.isotonic import IsotonicRegression
+from sklearn.linear_model import LogisticRegression
+
+from pipeline.config import LimitModelConfig, PDModelConfig
+from pipeline.features import FeatureSpec
+
+log = logging.getLogger(__name__)
+EPS = 1e-6
+
+
+def threads() -> int:
+    return max(1, os.cpu_count() or 1)
+
+
+def to_matrix(features: pd.DataFrame, names: list[str]) -> np.ndarray:
+    """Feature frame -> float64 matrix in `names` order; categoricals become their codes."""
+    cols = []
+    for name in names:
+        col = features[name]
+        if isinstance(col.dtype, pd.CategoricalDtype):
+            codes = col.cat.codes.to_numpy().astype(float)
+            codes[codes < 0] = np.nan
+            cols.append(codes)
+        else:
+            cols.append(col.to_numpy(dtype=float))
+    return np.column_stack(cols) if cols else np.empty((len(features), 0))
+
+
+def _base_params(params: dict, seed: int) -> dict:
+    return {
+        "verbose": -1,
+        "num_threads": threads(),
+        "seed": seed,
+        "deterministic": True,
+        "force_row_wise": True,
+        **params,
+    }
+
+
+@dataclass
+class Calibrator:
+    """Maps raw booster probabilities to calibrated PD; a plain table or two numbers, cheap to apply."""
+
+    method: str
+    x: np.ndarray = field(default_factory=lambda: np.array([0.0, 1.0]))
+    y: np.ndarray = field(default_factory=lambda: np.array([0.0, 1.0]))
+    a: float = 1.0
+    b: float = 0.0
+
+    def __call__(self, raw: np.ndarray) -> np.ndarray:
+        if self.method == "isotonic":
+            out = np.interp(raw, self.x, self.y)
+        elif self.method == "sigmoid":
+            logit = np.log(np.clip(raw, EPS, 1 - EPS) / (1 - np.clip(raw, EPS, 1 - EPS)))
+            out = 1 / (1 + np.exp(-(self.a * logit + self.b)))
+        else:
+            out = raw
+        return np.clip(out, 0.0, 1.0)
+
+
+def fit_calibrator(raw: np.ndarray, y: np.ndarray, method: str) -> Calibrator:
+    if method == "isotonic":
+        iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(raw, y)
+        return Calibrator("isotonic", x=iso.X_thresholds_.astype(float), y=iso.y_thresholds_.astype(float))
+    if method == "sigmoid":
+        logit = np.log(np.clip(raw, EPS, 1 - EPS) / (1 - np.clip(raw, EPS, 1 - EPS)))
+        lr = LogisticRegression(C=1e6).fit(logit.reshape(-1, 1), y)
+        return Calibrator("sigmoid", a=float(lr.coef_[0, 0]), b=float(lr.intercept_[0]))
+    return Calibrator("none")
+
+
+@dataclass
+class PDModel:
+    booster: lgb.Booster
+    names: list[str]
+    calibrator: Calibrator
+    best_iteration: int
+    params: dict
+
+    def raw(self, X: np.ndarray) -> np.ndarray:
+        return self.booster.predict(X, num_threads=threads())
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return self.calibrator(self.raw(X))
+
+
+def monotone_constraints(specs: list[FeatureSpec], enabled: bool) -> list[int]:
+    return [0 if (not enabled or s.categorical) else int(s.direction) for s in specs]
+
+
+def _fit_booster(X, y, Xv, yv, specs, params, rounds, early, objective_params) -> lgb.Booster:
+    names = [s.name for s in specs]
+    cats = [i for i, s in enumerate(specs) if s.categorical]
+    train = lgb.Dataset(X, y, feature_name=names, categorical_feature=cats, free_raw_data=False)
+    valid = lgb.Dataset(Xv, yv, reference=train, feature_name=names, categorical_feature=cats)
+    return lgb.train(
+        {**params, **objective_params},
+        train,
+        num_boost_round=rounds,
+        valid_sets=[valid],
+        callbacks=[lgb.early_stopping(early, first_metric_only=True, verbose=False)],
+    )
+
+
+def _search_space(rng: np.random.Generator) -> dict:
+    return {
+        "learning_rate": float(rng.choice([0.02, 0.03, 0.05, 0.08])),
+        "num_leaves": int(rng.choice([7, 15, 31, 63])),
+        "min_data_in_leaf": int(rng.choice([20, 50, 100, 200])),
+        "feature_fraction": float(rng.choice([0.6, 0.8, 1.0])),
+        "lambda_l2": float(rng.choice([0.0, 1.0, 5.0, 20.0])),
+    }
+
+
+def train_pd(X, y, Xv, yv, Xc, yc, specs: list[FeatureSpec], cfg: PDModelConfig, seed: int) -> tuple[PDModel, dict]:
+    """Fit the booster (early stopping on validation log loss), then calibrate on the calibration split.
+
+    With `search.trials` > 0, a bounded random search picks the parameters with the best
+    validation log loss within the trial and time budget; the config's parameters are trial 0.
+    """
+    objective = {
+        "objective": "binary",
+        "metric": ["binary_logloss", "auc"],
+        "monotone_constraints": monotone_constraints(specs, cfg.monotone),
+        "monotone_constraints_method": "advanced",
+    }
+    candidates = [dict(cfg.params)]
+    rng = np.random.default_rng(cfg.search.seed)
+    candidates += [{**cfg.params, **_search_space(rng)} for _ in range(cfg.search.trials)]
+    started, best, trials = time.monotonic(), None, []
+    for i, params in enumerate(candidates):
+        if i > 0 and time.monotonic() - started > cfg.search.time_budget_s:
+            log.info("search stopped by its time budget after %d trials", i)
+            break
+        booster = _fit_booster(X, y, Xv, yv, specs, _base_params(params, seed), cfg.num_boost_round, cfg.early_stopping_rounds, objective)
+        loss = booster.best_score["valid_0"]["binary_logloss"]
+        trials.append({"trial": i, "valid_logloss": loss, **params})
+        if best is None or loss < best[0]:
+            best = (loss, booster, params)
+    _, booster, params = best
+    booster = _refit_to_best(booster)
+    calibrator = fit_calibrator(booster.predict(Xc, num_threads=threads()), yc, cfg.calibration)
+    model = PDModel(booster, [s.name for s in specs], calibrator, booster.current_iteration(), params)
+    return model, {"trials": trials, "best_params": params}
+
+
+def _refit_to_best(booster: lgb.Booster) -> lgb.Booster:
+    """Keep only the trees up to the best iteration, so every later predict uses exactly those."""
+    best = booster.best_iteration or booster.current_iteration()
+    return lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
+
+
+@dataclass
+class LimitModel:
+    booster: lgb.Booster
+    names: list[str]
+    alpha: float
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """Estimated sustainable limit in currency (the model works on log limits)."""
+        return np.exp(self.booster.predict(X, num_threads=threads()))
+
+
+def limit_specs(specs: list[FeatureSpec]) -> list[FeatureSpec]:
+    """The limit model never sees features derived from the current limit."""
+    return [s for s in specs if not s.uses_limit]
+
+
+def train_limit(X, limit, Xv, limit_v, specs: list[FeatureSpec], cfg: LimitModelConfig, seed: int) -> LimitModel:
+    """Quantile regression of log(granted_limit) on good payers (callers pass only those rows)."""
+    objective = {"objective": "quantile", "alpha": cfg.alpha, "metric": "quantile"}
+    booster = _fit_booster(
+        X, np.log(limit), Xv, np.log(limit_v), specs, _base_params(cfg.params, seed),
+        cfg.num_boost_round, cfg.early_stopping_rounds, objective,
+    )
+    return LimitModel(_refit_to_best(booster), [s.name for s in specs], cfg.alpha)
+
+
+def model_inputs(booster: lgb.Booster) -> list[str]:
+    return list(booster.feature_name())

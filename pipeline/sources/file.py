@@ -1,0 +1,115 @@
+"""The generic source: a CSV or Parquet file mapped onto the contract by YAML alone.
+
+Mapping is deliberately forgiving: a value it cannot convert (text where a number is
+expected) is passed through untouched, so that validation quarantines that row with
+the offending value instead of the mapping failing the whole file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pipeline.config import ColumnMap, FileSource
+from pipeline.errors import DataContractError
+
+
+def _text_key(value: Any) -> str:
+    """Normalise a code so that 1, 1.0 and "1" recode alike."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    text = str(value).strip()
+    if text.endswith(".0") and text[:-2].lstrip("-").isdigit():
+        return text[:-2]
+    return text
+
+
+def recode(series: pd.Series, mapping: dict[Any, Any]) -> pd.Series:
+    """Replace codes by their values; codes not in the mapping are kept as they are."""
+    table = {_text_key(k): v for k, v in mapping.items()}
+    present = series.notna()
+    keys = series[present].map(_text_key)
+    hit = keys.isin(table.keys())
+    out = series.astype(object).copy()
+    out.loc[keys.index[hit]] = keys[hit].map(table).to_numpy()
+    return out
+
+
+def scale(series: pd.Series, factor: float) -> pd.Series:
+    """Multiply numbers by factor; unparseable values stay as they are for validation to report."""
+    numbers = pd.to_numeric(series, errors="coerce")
+    unparsed = numbers.isna() & series.notna()
+    if not unparsed.any():
+        return numbers.astype(float) * factor
+    out = (numbers * factor).astype(object)
+    out[unparsed] = series[unparsed]
+    return out
+
+
+def parse_dates(series: pd.Series, fmt: str) -> pd.Series:
+    dates = pd.to_datetime(series, format=fmt, errors="coerce")
+    unparsed = dates.isna() & series.notna()
+    if not unparsed.any():
+        return dates
+    out = dates.astype(object)
+    out[unparsed] = series[unparsed]
+    return out
+
+
+def map_column(raw: pd.DataFrame, spec: ColumnMap) -> pd.Series | Any:
+    if spec.constant is not None:
+        return spec.constant
+    series = raw[spec.source]
+    if spec.recode:
+        series = recode(series, spec.recode)
+    if spec.scale != 1.0:
+        series = scale(series, spec.scale)
+    if spec.parse_date:
+        series = parse_dates(series, spec.parse_date)
+    return series
+
+
+def apply_mapping(raw: pd.DataFrame, source: FileSource, origin: str, optional: Iterable[str] = (), row_offset: int = 0) -> pd.DataFrame:
+    """Turn raw source columns into contract columns.
+
+    `optional` names contract columns whose source column may be absent (the targets,
+    when scoring); any other absent source column stops the stage, naming the file.
+    """
+    if not source.columns and source.id_column is None:
+        return raw  # already in contract columns
+    optional = set(optional)
+    needed = [(target, spec.source) for target, spec in source.columns.items() if spec.source is not None]
+    if source.id_column:
+        needed.append(("applicant_id", source.id_column))
+    needed += [(name, name) for name in source.passthrough]
+    missing = [(t, s) for t, s in needed if s not in raw.columns and t not in optional]
+    if missing:
+        listed = ", ".join(f"'{s}' (for contract column '{t}')" for t, s in missing)
+        raise DataContractError(
+            f"{origin}: required source column(s) missing: {listed}; the file has columns: "
+            f"{', '.join(map(str, raw.columns[:40]))}{delimiter_hint(raw)}"
+        )
+    out = pd.DataFrame(index=raw.index)
+    if source.id_column:
+        out["applicant_id"] = raw[source.id_column]
+    else:
+        out["applicant_id"] = (np.arange(len(raw)) + 1 + row_offset).astype(str)
+    for target, spec in source.columns.items():
+        if spec.source is not None and spec.source not in raw.columns:
+            continue
+        out[target] = map_column(raw, spec)
+    for name in source.passthrough:
+        out[name] = raw[name]
+    return out
+
+
+def delimiter_hint(raw: pd.DataFrame) -> str:
+    if len(raw.columns) == 1:
+        header = str(raw.columns[0])
+        for sep in (";", "\t", "|"):
+            if sep in header:
+                return f" (one column whose name contains {sep!r}: is the delimiter right?)"
+    return ""

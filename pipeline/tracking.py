@@ -1,0 +1,74 @@
+"""MLflow set-up: the one place that reads the tracking environment.
+
+Default: an embedded SQLite store and an artifact folder inside the project's output
+folder. `MLFLOW_TRACKING_URI` (and MLflow's own credential variables) point it at a
+shared tracking server instead; credentials never live in config files.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+from pathlib import Path
+from urllib.parse import urlparse
+
+from pipeline.errors import TrackingError
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+
+import mlflow  # noqa: E402  (after the environment defaults above)
+
+
+def tracking_uri(output_dir: str | Path) -> str:
+    env = os.environ.get("MLFLOW_TRACKING_URI")
+    if env:
+        return env
+    folder = Path(output_dir).resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{folder / 'mlflow.db'}"
+
+
+def check_reachable(uri: str, timeout: float = 5.0) -> None:
+    """Fail fast, naming the URI, when an HTTP tracking server does not answer."""
+    parsed = urlparse(uri)
+    if parsed.scheme not in ("http", "https"):
+        return
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parsed.hostname, port), timeout=timeout):
+            pass
+    except OSError as err:
+        raise TrackingError(f"MLflow tracking server {uri} is unreachable: {err}") from None
+
+
+def configure(output_dir: str | Path, experiment: str) -> str:
+    """Point MLflow at the store and experiment; returns the experiment id."""
+    uri = tracking_uri(output_dir)
+    check_reachable(uri)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    try:
+        exp = mlflow.get_experiment_by_name(experiment)
+        if exp is None:
+            location = None
+            if not os.environ.get("MLFLOW_TRACKING_URI"):
+                location = (Path(output_dir).resolve() / "mlartifacts").as_uri()
+            exp_id = mlflow.create_experiment(experiment, artifact_location=location)
+        else:
+            exp_id = exp.experiment_id
+    except mlflow.exceptions.MlflowException as err:
+        raise TrackingError(f"MLflow tracking at {uri} failed: {err}") from None
+    mlflow.set_experiment(experiment_id=exp_id)
+    return exp_id
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).resolve().parent)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
