@@ -14,7 +14,7 @@ import traceback
 from pathlib import Path
 
 from pipeline.config import Config, load_config
-from pipeline.errors import INTERNAL_ERROR_EXIT, PipelineError
+from pipeline.errors import INTERNAL_ERROR_EXIT, ConfigError, PipelineError
 
 DEFAULT_CONFIG = "configs/default.yaml"
 log = logging.getLogger("pipeline")
@@ -73,13 +73,57 @@ def cmd_register(args):
 
 def cmd_score(args):
     from pipeline.scoring import score_file
+    from pipeline.stages import paths
     from pipeline.tracking import configure
 
     cfg = load_config(args.config) if args.config else Config()
     configure(cfg.output_dir, cfg.registry.experiment)
     progress = None if not args.no_progress else False
-    summary = score_file(args.model, args.input, args.output, cfg, args.chunk_rows, progress)
+    model = args.model or f"models:/{cfg.registry.model_name}@champion"
+    summary = score_file(model, args.input or paths(cfg).ingested, args.output or paths(cfg).scores, cfg,
+                         args.chunk_rows, progress)
     _print(summary)
+
+
+def cmd_promote(args):
+    from pipeline import registry
+    from pipeline.tracking import configure
+
+    cfg = _config(args)
+    configure(cfg.output_dir, cfg.registry.experiment)
+    if not args.reason.strip():
+        raise ConfigError("a forced promotion needs --reason")
+    registry.force_promote(cfg.registry.model_name, args.version, args.reason)
+    print(f"{cfg.registry.model_name} v{args.version} is champion (forced: {args.reason})")
+
+
+def cmd_rollback(args):
+    from pipeline import registry
+    from pipeline.tracking import configure
+
+    cfg = _config(args)
+    configure(cfg.output_dir, cfg.registry.experiment)
+    old, new = registry.rollback(cfg.registry.model_name, args.reason)
+    print(f"{cfg.registry.model_name}: champion moved back from v{old} to v{new}")
+
+
+def cmd_history(args):
+    from pipeline import registry
+    from pipeline.tracking import configure
+
+    cfg = _config(args)
+    configure(cfg.output_dir, cfg.registry.experiment)
+    print(registry.describe_registry(cfg.registry.model_name))
+    for event in registry.history(cfg.registry.model_name):
+        print(f"{event['time']}  @{event['alias']:<10} v{event['version']:<4} (was {event['previous']})  "
+              f"{event['action']}: {event['reason']}  [{event['user']}]")
+
+
+def cmd_docs(args):
+    from pipeline.docs import write_docs
+
+    for path in write_docs(_config(args)):
+        print(f"wrote {path}")
 
 
 def cmd_run(args):
@@ -126,11 +170,21 @@ def build_parser() -> argparse.ArgumentParser:
     stage("register", cmd_register, "Register the scoring artifact as challenger; run the promotion gate.")
     stage("run", cmd_run, "All stages end to end, then score the ingested file with the champion.")
 
+    p = stage("promote", cmd_promote, "Force a version to champion, with a stated reason (recorded).")
+    p.add_argument("--version", required=True, help="registry version to make champion")
+    p.add_argument("--reason", required=True, help="why the gate is overridden")
+    p = stage("rollback", cmd_rollback, "Move champion back to the previous champion version.")
+    p.add_argument("--reason", default="rollback", help="why")
+    stage("history", cmd_history, "Show the registered model's versions, aliases and alias history.")
+    stage("docs", cmd_docs, "Regenerate docs/features.md and docs/data-contract.md from the code.")
+
     p = sub.add_parser("score", help="Batch-score a file with a registered or local model.",
                        description="Batch-score a CSV or Parquet file; writes Parquet scores, rejects and a summary.")
-    p.add_argument("--model", required=True, help="models:/NAME@alias, models:/NAME/VERSION, or a local model folder")
-    p.add_argument("--input", required=True, help="CSV (plain or gzip) or Parquet, contract or source columns")
-    p.add_argument("--output", required=True, help="Parquet output path; rejects and summary are written beside it")
+    p.add_argument("--model", default=None, help="models:/NAME@alias, models:/NAME/VERSION, or a local model folder "
+                   "(default: the config's models:/NAME@champion)")
+    p.add_argument("--input", default=None, help="CSV (plain or gzip) or Parquet, contract or source columns "
+                   "(default: the config's ingested file)")
+    p.add_argument("--output", default=None, help="Parquet output path; rejects and summary are written beside it")
     p.add_argument("--config", default=None, help="config whose source mapping, budget and tracking to use")
     p.add_argument("--chunk-rows", type=int, default=None, help="rows per chunk (default from config)")
     p.add_argument("--no-progress", action="store_true", help="never show a progress bar")

@@ -162,10 +162,10 @@ class ScorecardConfig(Strict):
     pdo: float = Field(20.0, gt=0, description="points to double the odds")
     grades: list[Grade] = Field(
         default_factory=lambda: [
-            Grade(name="A", min_score=680, limit_multiplier=1.2, table_limit=20000),
-            Grade(name="B", min_score=640, limit_multiplier=1.0, table_limit=12000),
-            Grade(name="C", min_score=600, limit_multiplier=0.8, table_limit=8000),
-            Grade(name="D", min_score=560, limit_multiplier=0.6, table_limit=4000),
+            Grade(name="A", min_score=620, limit_multiplier=1.2, table_limit=20000),
+            Grade(name="B", min_score=590, limit_multiplier=1.0, table_limit=12000),
+            Grade(name="C", min_score=560, limit_multiplier=0.8, table_limit=8000),
+            Grade(name="D", min_score=530, limit_multiplier=0.6, table_limit=4000),
             Grade(name="E", min_score=float("-inf"), limit_multiplier=0.4, table_limit=2000),
         ]
     )

@@ -137,3 +137,27 @@ def resolve_uri(uri: str) -> tuple[str, str | None]:
     except MlflowException:
         name = body.split("@")[0].split("/")[0]
         raise ModelNotFoundError(f"model {uri} not found; {describe_registry(name)}") from None
+
+
+def force_promote(name: str, version: str, reason: str) -> None:
+    """Override the gate: make `version` champion, recording the reason on the version and in the history."""
+    c = client()
+    try:
+        c.get_model_version(name, str(version))
+    except MlflowException:
+        raise ModelNotFoundError(f"model {name!r} has no version {version}; {describe_registry(name)}") from None
+    c.set_model_version_tag(name, str(version), "forced_promotion_reason", reason)
+    set_alias(name, CHAMPION, str(version), "force", reason)
+
+
+def rollback(name: str, reason: str) -> tuple[str, str]:
+    """Move champion back to the version that was champion before the current one."""
+    current = alias_version(name, CHAMPION)
+    if current is None:
+        raise ModelNotFoundError(f"model {name!r} has no champion to roll back; {describe_registry(name)}")
+    earlier = [e for e in history(name) if e["alias"] == CHAMPION and e["version"] == current and e["previous"]]
+    if not earlier:
+        raise ModelNotFoundError(f"model {name!r}: champion v{current} has no previous champion in the alias history")
+    previous = earlier[-1]["previous"]
+    set_alias(name, CHAMPION, previous, "rollback", reason)
+    return current, previous

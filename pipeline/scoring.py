@@ -147,6 +147,9 @@ def score_file(model_uri: str, input_path: str | Path, output_path: str | Path, 
                 tally.seconds["read"] += time.perf_counter() - t
                 offset = tally.rows_in
                 tally.rows_in += len(chunk)
+                if offset == 0 and source is not None and set(scorer.required_columns) <= set(chunk.columns):
+                    log.info("%s is already in contract columns: the source mapping is not applied", input_path)
+                    source = None
                 if source is not None:
                     chunk = apply_mapping(chunk, source, str(input_path), optional=TARGETS, row_offset=offset)
                 t = time.perf_counter()
