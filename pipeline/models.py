@@ -139,7 +139,7 @@ def train_pd(X, y, Xv, yv, Xc, yc, specs: list[FeatureSpec], cfg: PDModelConfig,
         "objective": "binary",
         "metric": ["binary_logloss", "auc"],
         "monotone_constraints": monotone_constraints(specs, cfg.monotone),
-        "monotone_constraints_method": "advanced",
+        "monotone_constraints_method": "intermediate",  # "advanced" broke monotonicity in LightGBM 4.7 (tested)
     }
     candidates = [dict(cfg.params)]
     rng = np.random.default_rng(cfg.search.seed)

@@ -18,7 +18,7 @@ def pd_to_score(pd_: np.ndarray, cfg: ScorecardConfig) -> np.ndarray:
 def score_to_grade_index(score: np.ndarray, cfg: ScorecardConfig) -> np.ndarray:
     """0 for the best grade; grades are ordered by descending minimum score."""
     mins = np.array([g.min_score for g in cfg.grades])  # descending, last is -inf
-    return np.searchsorted(-mins, -np.asarray(score, dtype=float), side="right") - 1
+    return np.searchsorted(-mins, -np.asarray(score, dtype=float), side="left")  # = count of mins above the score
 
 
 def grade_names(index: np.ndarray, cfg: ScorecardConfig) -> np.ndarray:

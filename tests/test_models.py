@@ -1,0 +1,113 @@
+"""PD and limit models: inputs, constraints, calibration, splits, cross-validation."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import small_config
+from pipeline.features import categories
+from pipeline.models import to_matrix
+from pipeline.splits import make_splits
+from pipeline.train import fit
+
+
+def test_protected_attributes_are_inputs_of_neither_model(trained):
+    cfg, valid, result = trained
+    pd_inputs = set(result.scorer.pd_model.booster.feature_name())
+    limit_inputs = set(result.scorer.limit_model.booster.feature_name())
+    for attr in cfg.contract.protected:
+        assert attr in valid.columns  # present in the data...
+        assert attr not in pd_inputs and attr not in limit_inputs  # ...but never a model input
+    # and changing it changes no score
+    flipped = valid.head(500).copy()
+    flipped["gender"] = np.where(flipped["gender"] == "male", "female", "male")
+    a = result.scorer.score_valid(valid.head(500))
+    b = result.scorer.score_valid(flipped)
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_limit_model_never_sees_limit_derived_features(trained):
+    _, _, result = trained
+    uses_limit = {s.name for s in result.scorer.specs if s.uses_limit}
+    assert uses_limit  # utilisation and friends exist in this data
+    assert not uses_limit & set(result.scorer.limit_model.booster.feature_name())
+
+
+def test_pd_is_monotone_in_features_with_a_risk_direction(trained):
+    cfg, valid, result = trained
+    scorer = result.scorer
+    X = scorer.matrix(valid.head(200))
+    for name in ("debt_to_income", "utilization", "months_delinquent", "payment_ratio_mean"):
+        i = scorer.feature_names.index(name)
+        direction = next(s.direction for s in scorer.specs if s.name == name)
+        grid = np.nanquantile(X[:, i], np.linspace(0, 1, 12))
+        preds = []
+        for value in grid:
+            Xg = X.copy()
+            Xg[:, i] = value
+            preds.append(scorer.pd_model.raw(Xg))
+        diffs = np.diff(np.array(preds), axis=0) * direction
+        assert np.all(diffs >= -1e-12), name
+
+
+def test_pd_is_calibrated_probability(trained):
+    cfg, valid, result = trained
+    p = result.test_scores["pd"].to_numpy()
+    assert np.all((p >= 0) & (p <= 1))
+    assert result.metrics["test_ece"] < 0.05
+    observed = valid.iloc[result.splits["test"]]["defaulted"].mean()
+    assert abs(p.mean() - observed) < 0.03  # no class re-weighting distorting the level
+    assert result.metrics["test_roc_auc"] > 0.7
+
+
+def test_out_of_time_split_puts_the_latest_applications_in_test(trained):
+    cfg, valid, result = trained
+    dates = valid["application_date"]
+    parts = result.splits
+    assert dates.iloc[parts["test"]].min() >= dates.iloc[parts["train"]].max()
+    assert result.split_method.startswith("out-of-time")
+    all_idx = np.concatenate(list(parts.values()))
+    assert len(all_idx) == len(np.unique(all_idx)) == len(valid)
+
+
+def test_stratified_split_without_dates(trained):
+    cfg, valid, _ = trained
+    parts, how = make_splits(valid.drop(columns=["application_date"]), "defaulted", cfg.split)
+    assert how == "stratified random"
+    rate = valid["defaulted"].mean()
+    for name, idx in parts.items():
+        assert abs(valid["defaulted"].iloc[idx].mean() - rate) < 0.01, name
+    assert abs(len(parts["train"]) / len(valid) - cfg.split.train) < 0.01
+
+
+def test_cross_validation_and_bounded_search(tmp_path):
+    cfg = small_config(tmp_path, rows=1500, split={"cv_folds": 3},
+                       pd_model={"search": {"trials": 2, "time_budget_s": 60}, "calibration": "sigmoid"})
+    from pipeline.sources import load_source
+
+    frame = load_source(cfg).frame
+    result = fit(frame, cfg)
+    assert result.metrics["cv_folds"] == 3
+    assert 0.5 < result.metrics["cv_roc_auc_mean"] <= 1 and result.metrics["cv_roc_auc_std"] >= 0
+    assert len(result.search["trials"]) == 3  # the config's parameters plus two sampled
+
+
+def test_matrix_uses_fixed_category_codes(trained):
+    cfg, valid, result = trained
+    feats = result.scorer.features(valid.head(50))
+    X = to_matrix(feats, result.scorer.feature_names)
+    i = result.scorer.feature_names.index("housing")
+    expected = [categories(cfg.contract)["housing"].index(h) for h in valid["housing"].head(50)]
+    assert X[:, i].tolist() == expected
+
+
+def test_data_without_granted_limit_skips_the_limit_model(tmp_path):
+    cfg = small_config(tmp_path, rows=1500)
+    from pipeline.sources import load_source
+
+    frame = load_source(cfg).frame.drop(columns=["granted_limit"])
+    result = fit(frame, cfg)
+    assert result.scorer.limit_model is None
+    assert any("limit model skipped" in n for n in result.notes)
+    approved = result.test_scores[result.test_scores["decision"] == "approve"]
+    assert len(approved) and (approved["credit_limit"] > 0).all()
