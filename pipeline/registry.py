@@ -50,7 +50,7 @@ def next_version(name: str) -> int:
 
 def alias_version(name: str, alias: str) -> str | None:
     try:
-        return client().get_model_version_by_alias(name, alias).version
+        return str(client().get_model_version_by_alias(name, alias).version)
     except MlflowException:
         return None
 
@@ -95,16 +95,18 @@ def register(model_uri: str, name: str, expected_version: int, tags: dict[str, s
     if int(mv.version) != expected_version:
         client().set_model_version_tag(name, mv.version, "version_mismatch",
                                        f"artifact records v{expected_version}; registry gave v{mv.version}")
-    set_alias(name, CHALLENGER, mv.version, "register", "new version")
-    return mv.version
+    set_alias(name, CHALLENGER, str(mv.version), "register", "new version")
+    return str(mv.version)
 
 
 def gate(challenger: dict[str, float], champion: dict[str, float] | None, cfg: GateConfig) -> GateVerdict:
-    """Pure decision: challenger metrics vs champion metrics measured on the same holdout."""
+    """Pure decision: challenger metrics vs champion metrics measured on the same holdout.
+
+    With no champion, the first version is promoted (something must score), and the
+    checks are still reported so a failing first model is visible in the verdict.
+    """
     reasons, ok = [], True
-    if champion is None:
-        reasons.append("no champion yet: the first version becomes champion")
-    else:
+    if champion is not None:
         drop = champion["roc_auc"] - challenger["roc_auc"]
         passed = drop <= cfg.auc_tolerance
         ok &= passed
@@ -119,6 +121,10 @@ def gate(challenger: dict[str, float], champion: dict[str, float] | None, cfg: G
     for label, value, limit, passed, op in checks:
         ok &= bool(passed)
         reasons.append(f"{label} {value:.4f} {op} {limit}: {'pass' if passed else 'FAIL'}")
+    if champion is None:
+        reasons.insert(0, "no champion yet: the first version becomes champion"
+                       + ("" if ok else " although a check below failed"))
+        ok = True
     return GateVerdict(bool(ok), reasons, dict(challenger))
 
 
@@ -131,9 +137,9 @@ def resolve_uri(uri: str) -> tuple[str, str | None]:
     try:
         if "@" in body:
             name, alias = body.split("@", 1)
-            return uri, c.get_model_version_by_alias(name, alias).version
+            return uri, str(c.get_model_version_by_alias(name, alias).version)
         name, _, ver = body.partition("/")
-        return uri, c.get_model_version(name, ver).version
+        return uri, str(c.get_model_version(name, ver).version)
     except MlflowException:
         name = body.split("@")[0].split("/")[0]
         raise ModelNotFoundError(f"model {uri} not found; {describe_registry(name)}") from None
