@@ -1,0 +1,197 @@
+"""The batch scoring job: chunking, accounting, rejects, atomic output, drift, determinism."""
+
+import gzip
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import ROOT
+from pipeline.artifact import CreditScoringModel
+from pipeline.errors import DataContractError, RejectionBudgetExceeded
+from pipeline.scoring import output_paths, score_file
+
+
+@pytest.fixture(scope="module")
+def contract_rows(trained):
+    _, valid, _ = trained
+    return valid.drop(columns=["row_number", "defaulted", "granted_limit"])
+
+
+def write_csv(frame: pd.DataFrame, path, gz=False):
+    text = frame.to_csv(index=False)
+    if gz:
+        with gzip.open(path, "wt") as f:
+            f.write(text)
+    else:
+        path.write_text(text)
+    return path
+
+
+def run(scorer, inp, out, cfg, **kw):
+    return score_file("local", inp, out, cfg, scorer=scorer, progress=False, **kw)
+
+
+def test_row_count_not_a_multiple_of_the_chunk_size(trained, contract_rows, tmp_path):
+    cfg, _, result = trained
+    rows = contract_rows.head(1003)
+    summary = run(result.scorer, write_csv(rows, tmp_path / "in.csv"), tmp_path / "out.parquet", cfg, chunk_rows=100)
+    scores = pd.read_parquet(tmp_path / "out.parquet")
+    assert summary["rows_in"] == summary["rows_scored"] == len(scores) == 1003 and summary["rows_rejected"] == 0
+    assert scores["applicant_id"].tolist() == rows["applicant_id"].tolist()
+    assert scores["row_number"].tolist() == list(range(1, 1004))
+    assert json.loads((tmp_path / "out.summary.json").read_text())["rows_in"] == 1003
+
+
+def test_chunk_size_does_not_change_scores_and_same_input_gives_same_scores(trained, contract_rows, tmp_path):
+    cfg, _, result = trained
+    inp = write_csv(contract_rows.head(700), tmp_path / "in.csv.gz", gz=True)
+    run(result.scorer, inp, tmp_path / "a.parquet", cfg, chunk_rows=64)
+    run(result.scorer, inp, tmp_path / "b.parquet", cfg, chunk_rows=1000)
+    run(result.scorer, inp, tmp_path / "c.parquet", cfg, chunk_rows=64)
+    a, b, c = (pd.read_parquet(tmp_path / f"{x}.parquet") for x in "abc")
+    pd.testing.assert_frame_equal(a, b)
+    pd.testing.assert_frame_equal(a, c)
+
+
+def test_bad_rows_in_the_middle_are_quarantined_with_reasons(trained, contract_rows, tmp_path):
+    cfg, _, result = trained
+    rows = contract_rows.head(500).astype(object).copy()
+    rows.loc[200, "age"] = "forty"
+    rows.loc[201, "monthly_income"] = -100
+    rows.loc[350, "housing"] = "castle"
+    inp = write_csv(rows, tmp_path / "in.csv")
+    summary = run(result.scorer, inp, tmp_path / "out.parquet", cfg, chunk_rows=128)
+    rejects = pd.read_parquet(tmp_path / "out.rejects.parquet")
+    assert summary["rows_in"] == 500 == summary["rows_scored"] + summary["rows_rejected"]
+    assert summary["rows_rejected"] == 3
+    assert rejects["row_number"].tolist() == [201, 202, 351]
+    assert rejects["value"].tolist() == ["forty", "-100", "castle"]  # as written in the file
+    assert "age: type:int" in summary["rejected_by_rule"]
+    scores = pd.read_parquet(tmp_path / "out.parquet")
+    assert 201 not in scores["row_number"].to_numpy() and len(scores) == 497
+
+
+def test_empty_and_header_only_inputs_are_unusable(trained, contract_rows, tmp_path):
+    cfg, _, result = trained
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    with pytest.raises(DataContractError, match="empty"):
+        run(result.scorer, empty, tmp_path / "out.parquet", cfg)
+    header = tmp_path / "header.csv"
+    header.write_text(",".join(contract_rows.columns) + "\n")
+    with pytest.raises(DataContractError, match="no data rows"):
+        run(result.scorer, header, tmp_path / "out.parquet", cfg)
+    assert not (tmp_path / "out.parquet").exists()
+
+
+def test_all_rows_rejected_publishes_rejects_but_no_scores(trained, contract_rows, tmp_path):
+    cfg, _, result = trained
+    rows = contract_rows.head(50).copy()
+    rows["age"] = 150
+    with pytest.raises(DataContractError, match="every one of 50 rows was rejected"):
+        run(result.scorer, write_csv(rows, tmp_path / "in.csv"), tmp_path / "out.parquet", cfg)
+    assert not (tmp_path / "out.parquet").exists()
+    assert len(pd.read_parquet(tmp_path / "out.rejects.parquet")) == 50
+
+
+def test_rejection_budget_stops_publication(trained, contract_rows, tmp_path):
+    cfg, _, result = trained
+    rows = contract_rows.head(100).copy()
+    rows.loc[rows.index[:10], "age"] = 5  # 10% > 5% budget
+    with pytest.raises(RejectionBudgetExceeded, match="10 of 100 rows rejected"):
+        run(result.scorer, write_csv(rows, tmp_path / "in.csv"), tmp_path / "out.parquet", cfg)
+    assert not (tmp_path / "out.parquet").exists()
+    summary = json.loads((tmp_path / "out.summary.json").read_text())
+    assert summary["rows_in"] == 100 == summary["rows_scored"] + summary["rows_rejected"]
+
+
+def test_drift_is_reported_against_the_training_reference(trained, contract_rows, tmp_path):
+    cfg, _, result = trained
+    rows = contract_rows.head(2000)
+    same = run(result.scorer, write_csv(rows, tmp_path / "same.csv"), tmp_path / "same.parquet", cfg)
+    assert same["drift_alerts"] == []
+    shifted = rows.copy()
+    shifted["monthly_debt_payments"] = shifted["monthly_debt_payments"] * 3
+    drift = run(result.scorer, write_csv(shifted, tmp_path / "shift.csv"), tmp_path / "shift.parquet", cfg)
+    assert "debt_to_income" in drift["drift_alerts"]
+    assert drift["drift_psi"]["debt_to_income"] > 0.25
+    assert set(drift["drift_psi"]) >= {"score", "utilization"}
+
+
+def test_summary_has_distributions_and_timings(trained, contract_rows, tmp_path):
+    cfg, _, result = trained
+    s = run(result.scorer, write_csv(contract_rows.head(300), tmp_path / "in.csv"), tmp_path / "o.parquet", cfg)
+    assert 0 <= s["approval_rate"] <= 1
+    assert 0 <= s["pd"]["p05"] <= s["pd"]["p50"] <= s["pd"]["p95"] <= 1
+    assert s["score"]["min"] <= s["score"]["mean"] <= s["score"]["max"]
+    assert set(s["seconds"]) == {"read", "validate", "score", "write", "total"}
+
+
+def test_output_paths_sit_beside_the_output():
+    rejects, summary = output_paths(ROOT / "x" / "scores.parquet")
+    assert rejects.name == "scores.rejects.parquet" and summary.name == "scores.summary.json"
+
+
+@pytest.fixture(scope="module")
+def model_folder(trained, tmp_path_factory):
+    """The artifact saved to a local folder: a model URI that needs no registry."""
+    import joblib
+
+    _, _, result = trained
+    folder = tmp_path_factory.mktemp("model")
+    joblib.dump(result.scorer, folder / "scorer.joblib")
+    mlflow.pyfunc.save_model(folder / "model", python_model=CreditScoringModel(),
+                             artifacts={"scorer": str(folder / "scorer.joblib")},
+                             code_paths=[str(ROOT / "pipeline")], pip_requirements=["lightgbm"])
+    return folder / "model"
+
+
+def test_local_model_folder_scores_from_the_cli(model_folder, contract_rows, tmp_path):
+    inp = write_csv(contract_rows.head(200), tmp_path / "in.csv")
+    proc = subprocess.run([sys.executable, "-m", "pipeline", "score", "--model", str(model_folder), "--input", str(inp),
+                           "--output", str(tmp_path / "out.parquet")], cwd=tmp_path, capture_output=True, text=True,
+                          env={**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'm.db'}"}, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(proc.stdout)["rows_scored"] == 200
+    assert "scoring" not in proc.stderr  # no progress bar when stderr is not a terminal
+
+
+def test_exit_codes_for_unusable_input_and_missing_model(model_folder, tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a;b;c\n1;2;3\n")
+    common = ["--output", str(tmp_path / "o.parquet")]
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'm.db'}"}
+    proc = subprocess.run([sys.executable, "-m", "pipeline", "score", "--model", str(model_folder), "--input", str(bad), *common],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 3 and "applicant_id" in proc.stderr and "delimiter" in proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "pipeline", "score", "--model", str(tmp_path / "nope"), "--input", str(bad), *common],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 5 and "not found" in proc.stderr
+
+
+def test_a_job_killed_during_the_write_leaves_no_output(model_folder, contract_rows, tmp_path):
+    big = pd.concat([contract_rows] * 40, ignore_index=True)
+    big["applicant_id"] = [f"K{i}" for i in range(len(big))]
+    inp = tmp_path / "big.parquet"
+    big.to_parquet(inp)
+    out = tmp_path / "out.parquet"
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "score", "--model", str(model_folder), "--input", str(inp),
+                             "--output", str(out), "--chunk-rows", "2000"], cwd=tmp_path,
+                            env={**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'm.db'}"},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob(".out.parquet.tmp-*")):
+        assert proc.poll() is None and time.monotonic() < deadline, "job ended before it started writing"
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not out.exists()
+    assert np.all([p.name.startswith(".out.parquet.tmp") for p in tmp_path.glob("*out*")])
