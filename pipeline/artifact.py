@@ -53,11 +53,14 @@ def _spec_type(dtype: str) -> str:
 
 
 def signature(scorer: Scorer) -> ModelSignature:
+    """Inputs: the contract columns the model was trained with (protected ones included, optional);
+    a Spark UDF passes columns by position in this order."""
     required = set(scorer.required_columns)
+    trained_with = set(scorer.meta.get("input_columns", required))
     inputs = [
         ColSpec(_spec_type(c.dtype), c.name, required=c.name in required)
         for c in contract_columns(scorer.contract)
-        if c.role != "target" and (c.name in required or c.role in ("feature", "history", "date"))
+        if c.role != "target" and c.name in trained_with
     ]
     outputs = [
         ColSpec("double" if name in ("pd", "score", "credit_limit") else "string", name,

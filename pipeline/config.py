@@ -32,18 +32,43 @@ class SyntheticSource(Strict):
 
 
 class ColumnMap(Strict):
-    """How one contract column is made from a source column."""
+    """How one contract column is made from a source column: copy, recode codes, scale units, or a constant.
+
+    A plain string in YAML (`age: AGE`) is shorthand for `{source: AGE}`. `scale` takes a
+    number or a fraction such as "1/12" (annual to monthly) so that no rounded constant is
+    written by hand.
+    """
 
     source: str | None = None
     constant: Any = None
-    recode: dict[str, Any] | None = None
+    recode: dict[Any, Any] | None = None
     scale: float = 1.0
     parse_date: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        return {"source": data} if isinstance(data, str) else data
+
+    @field_validator("scale", mode="before")
+    @classmethod
+    def _fraction(cls, value: Any) -> Any:
+        if isinstance(value, str) and "/" in value:
+            num, _, den = value.partition("/")
+            try:
+                return float(num) / float(den)
+            except (ValueError, ZeroDivisionError):
+                raise ValueError(f"scale {value!r} is not a number or a fraction like 1/12") from None
+        return value
 
     @model_validator(mode="after")
     def _one_origin(self) -> ColumnMap:
         if (self.source is None) == (self.constant is None):
             raise ValueError("give exactly one of 'source' or 'constant'")
+        if self.constant is not None and (self.recode or self.scale != 1.0 or self.parse_date):
+            raise ValueError("a constant takes no recode, scale or parse_date")
+        if self.scale == 0:
+            raise ValueError("scale must not be 0")
         return self
 
 
@@ -53,17 +78,36 @@ class FileSource(Strict):
     kind: Literal["file"] = "file"
     path: str
     format: Literal["auto", "csv", "parquet"] = "auto"
-    delimiter: str = ","
+    delimiter: str = Field(",", min_length=1, max_length=1)
     encoding: str = "utf-8"
     id_column: str | None = Field(None, description="source column of applicant_id; None numbers the rows")
     columns: dict[str, ColumnMap] = Field(default_factory=dict)
     passthrough: list[str] = Field(default_factory=list, description="source columns kept under their own name")
 
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str) -> str:
+        import codecs
+
+        try:
+            codecs.lookup(value)
+        except LookupError:
+            raise ValueError(f"unknown encoding {value!r}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _no_clash(self) -> FileSource:
+        targets = list(self.columns) + self.passthrough + (["applicant_id"] if self.id_column else [])
+        dupes = sorted({t for t in targets if targets.count(t) > 1})
+        if dupes:
+            raise ValueError(f"contract column(s) {', '.join(dupes)} filled twice (columns, passthrough, id_column)")
+        return self
+
 
 class ExtraColumn(Strict):
     """A feature column beyond the core contract, declared by the user."""
 
-    name: str
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     dtype: Literal["float", "int", "category", "str"] = "float"
     min: float | None = None
     max: float | None = None
@@ -73,6 +117,25 @@ class ExtraColumn(Strict):
     reason: str | None = None
     description: str = ""
 
+    @model_validator(mode="after")
+    def _consistent(self) -> ExtraColumn:
+        numeric = self.dtype in ("float", "int")
+        if not numeric and (self.min is not None or self.max is not None):
+            raise ValueError(f"{self.name}: min/max apply to float or int columns only")
+        if self.allowed is not None and self.dtype not in ("category", "str"):
+            raise ValueError(f"{self.name}: allowed values apply to category or str columns only")
+        if self.dtype == "category" and not self.allowed:
+            raise ValueError(f"{self.name}: a category column needs its list of allowed values")
+        if self.allowed is not None:
+            folded = [a.strip().lower() for a in self.allowed]
+            if len(set(folded)) != len(folded):
+                raise ValueError(f"{self.name}: allowed values must be distinct (ignoring case)")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"{self.name}: min {self.min} is above max {self.max}")
+        if not numeric and self.risk_direction != 0:
+            raise ValueError(f"{self.name}: a risk direction needs a numeric column")
+        return self
+
 
 class ContractConfig(Strict):
     history_months: int = Field(6, ge=0, le=24)
@@ -80,9 +143,19 @@ class ContractConfig(Strict):
     protected: list[str] = Field(default_factory=list)
     training_targets_required: bool = True
 
+    @model_validator(mode="after")
+    def _unique_names(self) -> ContractConfig:
+        names = [e.name for e in self.extras] + list(self.protected)
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"column(s) declared twice among extras and protected: {', '.join(dupes)}")
+        return self
+
 
 class ValidationConfig(Strict):
-    rejection_budget: float = Field(0.05, ge=0, le=1)
+    rejection_budget: float = Field(
+        0.05, ge=0, le=1, description="largest share of rows that may be quarantined before the stage fails"
+    )
 
 
 class FeatureConfig(Strict):
@@ -259,17 +332,36 @@ def _format_errors(err: ValidationError, origin: str) -> str:
     return "\n".join(lines)
 
 
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def resolve_source_path(path: str, base_dir: Path | None) -> str:
+    """A relative data path is looked up from the cwd, then the YAML file's folder, then the repo root.
+
+    Configs name shared data relative to the repo root (where make runs); the fallbacks let the
+    same config load from a notebook or another folder. The first existing candidate wins; when
+    none exists the path is kept as written, so the error names what the user wrote.
+    """
+    given = Path(path).expanduser()
+    if given.is_absolute() or given.exists():
+        return str(given)
+    for folder in (base_dir, REPO_ROOT):
+        if folder is not None and (folder / given).exists():
+            return str((folder / given).resolve())
+    return path
+
+
 def parse_config(data: dict[str, Any] | None, origin: str = "<dict>", base_dir: Path | None = None) -> Config:
-    """Build a Config from plain data; file paths in the source are made relative to the YAML file."""
+    """Build a Config from plain data; a relative source path is resolved as `resolve_source_path` says."""
     data = dict(data or {})
     try:
         cfg = Config.model_validate(data)
     except ValidationError as err:
         raise ConfigError(_format_errors(err, origin)) from None
-    if base_dir is not None and isinstance(cfg.source, FileSource) and not Path(cfg.source.path).is_absolute():
-        resolved = (base_dir / cfg.source.path).resolve()
-        if not Path(cfg.source.path).exists() and resolved.exists():
-            cfg = cfg.model_copy(update={"source": cfg.source.model_copy(update={"path": str(resolved)})})
+    if isinstance(cfg.source, FileSource):
+        resolved = resolve_source_path(cfg.source.path, base_dir)
+        if resolved != cfg.source.path:
+            cfg = cfg.model_copy(update={"source": cfg.source.model_copy(update={"path": resolved})})
     return cfg
 
 
@@ -283,7 +375,7 @@ def load_config(path: str | Path) -> Config:
         raise ConfigError(f"config file {path} is not valid YAML: {err}") from None
     if data is not None and not isinstance(data, dict):
         raise ConfigError(f"config file {path} must hold a mapping at the top level")
-    return parse_config(data, origin=str(path), base_dir=path.parent)
+    return parse_config(data, origin=str(path), base_dir=path.resolve().parent)
 
 
 def config_digest(path: str | Path) -> str:

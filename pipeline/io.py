@@ -1,8 +1,12 @@
 """Reading and writing tables at the edges of the pipeline.
 
 CSV columns are read as text so that one bad value in the middle of a file becomes a
-row-level rejection later, never a failed read; Parquet keeps its types. Writes are
-atomic (temporary file, then rename) so a killed job leaves nothing at the final path.
+row-level rejection later, never a failed read: a number that is not a number, and
+also bytes that are not valid UTF-8 (they are decoded with U+FFFD replacement characters,
+which validation quarantines under the rule `encoding`). Parquet keeps its types.
+Whatever makes the file as a whole unusable (missing, empty, truncated, a row with the
+wrong number of fields) raises `DataContractError` naming the file. Writes are atomic
+(temporary file, then rename) so a killed job leaves nothing at the final path.
 """
 
 from __future__ import annotations
@@ -64,12 +68,13 @@ def _check_exists(path: Path) -> None:
 
 
 def _open_text_head(path: Path, encoding: str) -> str:
+    """The header line (however wide), decoded leniently: names are checked, not trusted."""
     opener = gzip.open if _is_gzip(path) else open
     try:
         with opener(path, "rb") as f:
-            raw = f.read(1 << 16)
+            raw = f.readline(1 << 24)
     except (OSError, EOFError, zlib.error) as err:
-        raise DataContractError(f"{path}: cannot read the file: {err}") from None
+        raise _read_error(path, err) from None
     return raw.decode(encoding, errors="replace").lstrip("\ufeff")
 
 
@@ -85,7 +90,11 @@ def csv_header(path: str | Path, delimiter: str = ",", encoding: str = "utf-8") 
     if not head.strip():
         raise DataContractError(f"{path}: file is empty (no header line)")
     first = head.splitlines()[0]
-    return next(csv.reader(io.StringIO(first), delimiter=delimiter))
+    names = next(csv.reader(io.StringIO(first), delimiter=delimiter))
+    blank = [i + 1 for i, n in enumerate(names) if not n.strip()]
+    if blank:
+        raise DataContractError(f"{path}: header has unnamed column(s) at position(s) {blank}")
+    return names
 
 
 def _csv_options(path: Path, delimiter: str, encoding: str, block_size: int | None):
@@ -96,7 +105,7 @@ def _csv_options(path: Path, delimiter: str, encoding: str, block_size: int | No
     read = pacsv.ReadOptions(encoding=encoding, **({"block_size": block_size} if block_size else {}))
     parse = pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=False)
     convert = pacsv.ConvertOptions(
-        column_types={n: pa.string() for n in names},
+        column_types={n: pa.binary() for n in names},  # bytes first: a bad byte must not fail the whole read
         strings_can_be_null=True,
         null_values=NULL_VALUES,
         quoted_strings_can_be_null=True,
@@ -112,28 +121,57 @@ def _read_error(path: Path, err: Exception) -> DataContractError:
         hint = " (the compressed file is truncated or corrupt)"
     elif "Expected" in text and "columns" in text:
         hint = " (a row has a different number of fields than the header; check the delimiter and quoting)"
+    elif "straddl" in text:
+        hint = " (a single row is longer than the read block; is a quote left open?)"
     else:
         hint = ""
-    return DataContractError(f"{path}: cannot read the file: {text.splitlines()[0] if text else type(err).__name__}{hint}")
+    return DataContractError(
+        f"{path}: cannot read the file: {text.splitlines()[0] if text else type(err).__name__}{hint}"
+    )
+
+
+_READ_ERRORS = (pa.ArrowInvalid, OSError, EOFError, zlib.error, UnicodeDecodeError)
 
 
 def _csv_input(path: Path):
     return pa.input_stream(str(path), compression="gzip" if _is_gzip(path) else None)
 
 
+def _decode(value: bytes | None) -> str | None:
+    return None if value is None else value.decode("utf-8", errors="replace")
+
+
+def text_frame(table: pa.Table | pa.RecordBatch) -> pd.DataFrame:
+    """Byte columns to text; a column with invalid UTF-8 is decoded value by value with replacement."""
+    columns = {}
+    for name, column in zip(table.column_names, table.columns, strict=True):
+        try:
+            columns[name] = column.cast(pa.string())
+        except pa.ArrowInvalid:
+            columns[name] = pa.array([_decode(v) for v in column.to_pylist()], type=pa.string())
+    return pa.table(columns).to_pandas() if columns else pd.DataFrame(index=range(table.num_rows))
+
+
 def read_csv_text(path: str | Path, delimiter: str = ",", encoding: str = "utf-8") -> pd.DataFrame:
-    """Whole CSV as text columns (nulls for empty cells)."""
+    """Whole CSV as text columns (nulls for empty cells). Long rows get a larger read block, up to 256 MiB."""
     path = Path(path)
-    read, parse, convert = _csv_options(path, delimiter, encoding, None)
-    try:
-        with _csv_input(path) as stream:
-            table = pacsv.read_csv(stream, read_options=read, parse_options=parse, convert_options=convert)
-    except (pa.ArrowInvalid, OSError, EOFError, zlib.error, UnicodeDecodeError) as err:
-        raise _read_error(path, err) from None
-    return table.to_pandas()
+    block = 1 << 22
+    while True:
+        read, parse, convert = _csv_options(path, delimiter, encoding, block)
+        try:
+            with _csv_input(path) as stream:
+                table = pacsv.read_csv(stream, read_options=read, parse_options=parse, convert_options=convert)
+            return text_frame(table)
+        except _READ_ERRORS as err:
+            if "straddl" in str(err) and block < 1 << 28:
+                block *= 4
+                continue
+            raise _read_error(path, err) from None
 
 
-def iter_csv_text(path: str | Path, chunk_bytes: int, delimiter: str = ",", encoding: str = "utf-8") -> Iterator[pd.DataFrame]:
+def iter_csv_text(
+    path: str | Path, chunk_bytes: int, delimiter: str = ",", encoding: str = "utf-8"
+) -> Iterator[pd.DataFrame]:
     """Stream a CSV in blocks of about chunk_bytes, as text columns."""
     path = Path(path)
     read, parse, convert = _csv_options(path, delimiter, encoding, chunk_bytes)
@@ -142,8 +180,8 @@ def iter_csv_text(path: str | Path, chunk_bytes: int, delimiter: str = ",", enco
             reader = pacsv.open_csv(stream, read_options=read, parse_options=parse, convert_options=convert)
             for batch in reader:
                 if batch.num_rows:
-                    yield batch.to_pandas()
-    except (pa.ArrowInvalid, OSError, EOFError, zlib.error, UnicodeDecodeError) as err:
+                    yield text_frame(batch)
+    except _READ_ERRORS as err:
         raise _read_error(path, err) from None
 
 

@@ -93,9 +93,26 @@ class PDModel:
     calibrator: Calibrator
     best_iteration: int
     params: dict
+    _forest: object = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def forest(self):
+        """The booster compiled to flat arrays (`pipeline.treeeval.Forest`): built on first use, then
+        kept on the object and pickled with it, so it is never rebuilt per batch."""
+        if self._forest is None:
+            from pipeline.treeeval import Forest
+
+            self._forest = Forest.from_booster(self.booster)
+        return self._forest
 
     def raw(self, X: np.ndarray) -> np.ndarray:
-        return self.booster.predict(X, num_threads=threads())
+        """Uncalibrated probability; equals `booster.predict(X)` to rounding (tests/test_treeeval.py)."""
+        return self.forest.predict(X)
+
+    def raw_and_contrib(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Uncalibrated probability and log-odds path attribution (see pipeline.attribution) in one pass."""
+        margin, contrib = self.forest.margin_and_contrib(X)
+        return self.forest.transform(margin), contrib
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         return self.calibrator(self.raw(X))
@@ -172,10 +189,20 @@ class LimitModel:
     booster: lgb.Booster
     names: list[str]
     alpha: float
+    _forest: object = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def forest(self):
+        """Compiled booster, built once and cached on the object (see PDModel.forest)."""
+        if self._forest is None:
+            from pipeline.treeeval import Forest
+
+            self._forest = Forest.from_booster(self.booster)
+        return self._forest
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Estimated sustainable limit in currency (the model works on log limits)."""
-        return np.exp(self.booster.predict(X, num_threads=threads()))
+        return np.exp(self.forest.margin(X))
 
 
 def limit_specs(specs: list[FeatureSpec]) -> list[FeatureSpec]:

@@ -90,6 +90,9 @@ class Scorer:
             out.loc[pos, "model_version"] = str(self.meta.get("model_version", ""))
         for col in ("pd", "score", "credit_limit"):
             out[col] = pd.to_numeric(out[col], errors="coerce").astype(float)
+        # Text columns carry "" rather than a missing value: engines such as Spark render None as "nan".
+        text = [c for c in self.output_columns if c not in ("pd", "score", "credit_limit")]
+        out[text] = out[text].where(out[text].notna(), "")
         return out
 
     def features(self, valid: pd.DataFrame) -> pd.DataFrame:
@@ -101,7 +104,12 @@ class Scorer:
     def score_valid(self, valid: pd.DataFrame, X: np.ndarray | None = None) -> pd.DataFrame:
         """Scores for rows that passed validation, in their order."""
         X = self.matrix(valid) if X is None else X
-        pd_ = self.pd_model.predict(X)
+        contrib = None
+        if self.reason_k:  # PD and reason-code attribution from one walk of the trees
+            raw, contrib = self.pd_model.raw_and_contrib(X)
+            pd_ = self.pd_model.calibrator(raw)
+        else:
+            pd_ = self.pd_model.predict(X)
         score = pd_to_score(pd_, self.scorecard)
         grade_idx = score_to_grade_index(score, self.scorecard)
         if self.limit_model is not None:
@@ -120,9 +128,9 @@ class Scorer:
                 "credit_limit": decisions["credit_limit"].to_numpy(),
             }
         )
-        if self.reason_k:
+        if contrib is not None:
             texts = [s.reason for s in self.specs]
-            reasons = top_reasons(contributions(self.pd_model.booster, X), texts, self.reason_k)
+            reasons = top_reasons(contrib, texts, self.reason_k)
             for i in range(self.reason_k):
                 out[f"reason_{i + 1}"] = reasons[:, i]
         out["decision_reasons"] = decisions["decision_reasons"].to_numpy()

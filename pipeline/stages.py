@@ -241,8 +241,8 @@ def evaluate(cfg: Config) -> dict:
     with mlflow.start_run(run_id=run["run_id"]):
         evaluation = evaluate_holdout(scorer, valid, splits, cfg, p.report_dir)
         mlflow.log_metrics({k: float(v) for k, v in evaluation["metrics"].items() if v == v})
+        _write_json(evaluation, p.evaluation)
         mlflow.log_artifacts(str(p.report_dir), "evaluation")
-    _write_json(evaluation, p.evaluation)
     return evaluation
 
 

@@ -86,6 +86,7 @@ def fit(frame: pd.DataFrame, cfg: Config) -> TrainResult:
         pd_model=pd_model, limit_model=limit_model, scorecard=cfg.scorecard, policy=cfg.policy,
         reason_k=cfg.scoring.reason_codes, reference=reference,
         meta={"model_name": cfg.registry.model_name, "required_columns": used_inputs(specs, set(frame.columns)),
+              "input_columns": [c for c in frame.columns if c not in ("row_number", TARGET, LIMIT)],
               "limit_model": limit_model is not None},
     )
     train_scores = scorer.score_valid(frame.iloc[tr], X[tr])

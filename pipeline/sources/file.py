@@ -1,8 +1,10 @@
 """The generic source: a CSV or Parquet file mapped onto the contract by YAML alone.
 
-Mapping is deliberately forgiving: a value it cannot convert (text where a number is
-expected) is passed through untouched, so that validation quarantines that row with
-the offending value instead of the mapping failing the whole file.
+Each contract column comes from one source column (copied, recoded from codes to
+values, scaled to the contract's unit, or parsed as a date) or is a constant. Mapping is
+deliberately forgiving: a value it cannot convert (text where a number is expected, a
+code the recode table does not list) is passed through untouched, so that validation
+quarantines that row with the offending value instead of the mapping failing the file.
 """
 
 from __future__ import annotations
@@ -18,21 +20,23 @@ from pipeline.errors import DataContractError
 
 
 def _text_key(value: Any) -> str:
-    """Normalise a code so that 1, 1.0 and "1" recode alike."""
+    """Normalise a code so that 1, 1.0, "1" and " 1 " recode alike, and "Own" like "own"."""
+    if isinstance(value, bool):
+        return str(value).lower()
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
-    text = str(value).strip()
+    text = str(value).strip().lower()
     if text.endswith(".0") and text[:-2].lstrip("-").isdigit():
         return text[:-2]
     return text
 
 
 def recode(series: pd.Series, mapping: dict[Any, Any]) -> pd.Series:
-    """Replace codes by their values; codes not in the mapping are kept as they are."""
+    """Replace codes by their values (case-insensitive); codes not in the mapping are kept as they are."""
     table = {_text_key(k): v for k, v in mapping.items()}
     present = series.notna()
     keys = series[present].map(_text_key)
-    hit = keys.isin(table.keys())
+    hit = keys.isin(list(table))
     out = series.astype(object).copy()
     out.loc[keys.index[hit]] = keys[hit].map(table).to_numpy()
     return out
@@ -60,6 +64,7 @@ def parse_dates(series: pd.Series, fmt: str) -> pd.Series:
 
 
 def map_column(raw: pd.DataFrame, spec: ColumnMap) -> pd.Series | Any:
+    """Recode, then scale, then parse dates: codes become numbers before units change."""
     if spec.constant is not None:
         return spec.constant
     series = raw[spec.source]
@@ -72,14 +77,14 @@ def map_column(raw: pd.DataFrame, spec: ColumnMap) -> pd.Series | Any:
     return series
 
 
-def apply_mapping(raw: pd.DataFrame, source: FileSource, origin: str, optional: Iterable[str] = (), row_offset: int = 0) -> pd.DataFrame:
+def apply_mapping(
+    raw: pd.DataFrame, source: FileSource, origin: str, optional: Iterable[str] = (), row_offset: int = 0
+) -> pd.DataFrame:
     """Turn raw source columns into contract columns.
 
     `optional` names contract columns whose source column may be absent (the targets,
     when scoring); any other absent source column stops the stage, naming the file.
     """
-    if not source.columns and source.id_column is None:
-        return raw  # already in contract columns
     optional = set(optional)
     needed = [(target, spec.source) for target, spec in source.columns.items() if spec.source is not None]
     if source.id_column:
@@ -92,6 +97,8 @@ def apply_mapping(raw: pd.DataFrame, source: FileSource, origin: str, optional: 
             f"{origin}: required source column(s) missing: {listed}; the file has columns: "
             f"{', '.join(map(str, raw.columns[:40]))}{delimiter_hint(raw)}"
         )
+    if not source.columns and source.id_column is None:
+        return raw  # already in contract columns
     out = pd.DataFrame(index=raw.index)
     if source.id_column:
         out["applicant_id"] = raw[source.id_column]

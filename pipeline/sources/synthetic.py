@@ -73,8 +73,10 @@ def generate(cfg: SyntheticSource, history_months: int, features: FeatureConfig 
         cols[f"repayment_status_m{m}"] = status
     history_term = 0.45 * status_sum / max(history_months, 1) - 0.8 * (ratio_sum / max(history_months, 1))
 
-    residual = monthly_income - monthly_debt_payments - (
-        features.living_cost_base + features.living_cost_per_dependent * dependents
+    residual = (
+        monthly_income
+        - monthly_debt_payments
+        - (features.living_cost_base + features.living_cost_per_dependent * dependents)
     )
     risk = (
         3.2 * dti
