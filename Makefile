@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: help setup run ingest validate features train evaluate report register promote rollback history score \
+.PHONY: help setup run ingest validate features train evaluate report register promote rollback history score quality \
         test test-fast lint format docs bench ui clean
 
 help:
@@ -68,15 +68,18 @@ test-fast: $(STAMP) ## tests without the slow end-to-end, server and Spark ones
 	$(BIN)/python -m pytest -q -m "not slow and not server and not spark" $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff
-	$(BIN)/ruff check pipeline tests
-	$(BIN)/ruff format --check pipeline tests
+	$(BIN)/ruff check pipeline tests bench notebooks
+	$(BIN)/ruff format --check pipeline tests bench notebooks
 
 format: $(STAMP)
-	$(BIN)/ruff format pipeline tests
-	$(BIN)/ruff check --fix pipeline tests
+	$(BIN)/ruff format pipeline tests bench notebooks
+	$(BIN)/ruff check --fix pipeline tests bench notebooks
+
+quality: $(STAMP) ## PD model vs baselines on the same splits (markdown for docs/model-quality.md)
+	$(PIPE) quality --config $(CONFIG)
 
 docs: $(STAMP) ## regenerate docs/features.md and docs/data-contract.md from the code
-	$(PIPE) docs --config $(CONFIG)
+	$(PIPE) docs
 
 bench: $(STAMP) ## benchmarks; writes docs/benchmarks.md
 	$(BIN)/python -m bench.run

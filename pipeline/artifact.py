@@ -23,8 +23,21 @@ from pipeline.contract import contract_columns
 from pipeline.scorer import Scorer
 
 ARTIFACT_NAME = "scoring_model"
-RUNTIME_PACKAGES = ["mlflow", "lightgbm", "scikit-learn", "pandera", "pandas", "numpy", "pyarrow", "joblib",
-                    "pydantic", "pyyaml", "rich", "psutil", "matplotlib"]
+RUNTIME_PACKAGES = [
+    "mlflow",
+    "lightgbm",
+    "scikit-learn",
+    "pandera",
+    "pandas",
+    "numpy",
+    "pyarrow",
+    "joblib",
+    "pydantic",
+    "pyyaml",
+    "rich",
+    "psutil",
+    "matplotlib",
+]
 
 
 class CreditScoringModel(mlflow.pyfunc.PythonModel):
@@ -63,8 +76,11 @@ def signature(scorer: Scorer) -> ModelSignature:
         if c.role != "target" and c.name in trained_with
     ]
     outputs = [
-        ColSpec("double" if name in ("pd", "score", "credit_limit") else "string", name,
-                required=not name.startswith("reason_"))
+        ColSpec(
+            "double" if name in ("pd", "score", "credit_limit") else "string",
+            name,
+            required=not name.startswith("reason_"),
+        )
         for name in scorer.output_columns
     ]
     return ModelSignature(inputs=Schema(inputs), outputs=Schema(outputs))
@@ -83,6 +99,10 @@ def log_scoring_model(scorer: Scorer, input_example: pd.DataFrame) -> mlflow.mod
             signature=signature(scorer),
             input_example=None,
             pip_requirements=pip_requirements(),
-            metadata={"project_version": pipeline.__version__, "git_commit": scorer.meta.get("git_commit", "unknown"),
-                      "model_name": scorer.meta.get("model_name", ""), "model_version": str(scorer.meta.get("model_version", ""))},
+            metadata={
+                "project_version": pipeline.__version__,
+                "git_commit": scorer.meta.get("git_commit", "unknown"),
+                "model_name": scorer.meta.get("model_name", ""),
+                "model_version": str(scorer.meta.get("model_version", "")),
+            },
         )

@@ -11,7 +11,6 @@ import json
 import logging
 import sys
 import traceback
-from pathlib import Path
 
 from pipeline.config import Config, load_config
 from pipeline.errors import INTERNAL_ERROR_EXIT, ConfigError, PipelineError
@@ -47,25 +46,27 @@ def cmd_features(args):
 
 
 def cmd_train(args):
-    from pipeline import stages
+    from pipeline import model_stages as stages
 
     info = stages.train(_config(args), args.config)
     _print({k: info[k] for k in ("run_id", "tracking_uri", "split_method", "metrics", "notes")})
 
 
 def cmd_evaluate(args):
-    from pipeline import stages
+    from pipeline import model_stages as stages
 
     result = stages.evaluate(_config(args))
     _print({"metrics": result["metrics"], "gate_inputs": result["gate"], "report": result.get("report")})
 
 
 def cmd_register(args):
-    from pipeline import stages
+    from pipeline import model_stages as stages
 
     result = stages.register_stage(_config(args))
-    print(f"gate verdict for {result['model_name']} v{result['version']}: "
-          f"{'PROMOTED to champion' if result['promoted'] else 'kept as challenger'}")
+    print(
+        f"gate verdict for {result['model_name']} v{result['version']}: "
+        f"{'PROMOTED to champion' if result['promoted'] else 'kept as challenger'}"
+    )
     for reason in result["gate"]:
         print(f"  - {reason}")
     _print(result)
@@ -80,8 +81,9 @@ def cmd_score(args):
     configure(cfg.output_dir, cfg.registry.experiment)
     progress = None if not args.no_progress else False
     model = args.model or f"models:/{cfg.registry.model_name}@champion"
-    summary = score_file(model, args.input or paths(cfg).ingested, args.output or paths(cfg).scores, cfg,
-                         args.chunk_rows, progress)
+    summary = score_file(
+        model, args.input or paths(cfg).ingested, args.output or paths(cfg).scores, cfg, args.chunk_rows, progress
+    )
     _print(summary)
 
 
@@ -115,14 +117,35 @@ def cmd_history(args):
     configure(cfg.output_dir, cfg.registry.experiment)
     print(registry.describe_registry(cfg.registry.model_name))
     for event in registry.history(cfg.registry.model_name):
-        print(f"{event['time']}  @{event['alias']:<10} v{event['version']:<4} (was {event['previous']})  "
-              f"{event['action']}: {event['reason']}  [{event['user']}]")
+        print(
+            f"{event['time']}  @{event['alias']:<10} v{event['version']:<4} (was {event['previous']})  "
+            f"{event['action']}: {event['reason']}  [{event['user']}]"
+        )
+
+
+def cmd_quality(args):
+    from pipeline import stages
+    from pipeline.baselines import cv_comparison, holdout_comparison, markdown
+    from pipeline.io import read_parquet
+
+    cfg = _config(args)
+    p = stages.paths(cfg)
+    if not p.valid.exists():
+        stages.ingest(cfg)
+        stages.validate(cfg)
+    valid = read_parquet(p.valid)
+    holdout = holdout_comparison(valid, cfg)
+    cv = cv_comparison(valid, cfg, cfg.split.cv_folds) if cfg.split.cv_folds else None
+    text = markdown(cfg.name, holdout, cv)
+    (p.root / "quality.md").write_text(text)
+    (p.root / "quality.json").write_text(json.dumps({"holdout": holdout, "cv": cv}, indent=2, default=str))
+    print(text)
 
 
 def cmd_docs(args):
     from pipeline.docs import write_docs
 
-    for path in write_docs(_config(args)):
+    for path in write_docs():
         print(f"wrote {path}")
 
 
@@ -133,20 +156,24 @@ def cmd_run(args):
     for name, fn in (("ingest", stages.ingest), ("validate", stages.validate), ("features", stages.features)):
         log.info("stage %s", name)
         fn(cfg)
+    from pipeline import model_stages
+
     log.info("stage train")
-    run = stages.train(cfg, args.config)
+    run = model_stages.train(cfg, args.config)
     log.info("stage evaluate")
-    stages.evaluate(cfg)
+    model_stages.evaluate(cfg)
     log.info("stage register")
-    reg = stages.register_stage(cfg)
+    reg = model_stages.register_stage(cfg)
     log.info("stage score")
     from pipeline.scoring import score_file
 
     p = stages.paths(cfg)
     summary = score_file(f"models:/{reg['model_name']}@champion", p.ingested, p.scores, cfg)
     print(f"run:    {run['run_id']} in {run['tracking_uri']} (experiment {cfg.registry.experiment})")
-    print(f"model:  models:/{reg['model_name']}/{reg['version']} "
-          f"({'champion' if reg['promoted'] else 'challenger'}; champion is v{reg['champion']})")
+    print(
+        f"model:  models:/{reg['model_name']}/{reg['version']} "
+        f"({'champion' if reg['promoted'] else 'challenger'}; champion is v{reg['champion']})"
+    )
     print(f"scores: {p.scores} ({summary['rows_scored']} scored, {summary['rows_rejected']} rejected)")
     print(f"test_roc_auc={run['metrics']['test_roc_auc']:.4f} approval_rate={run['metrics']['approval_rate']:.3f}")
 
@@ -176,14 +203,29 @@ def build_parser() -> argparse.ArgumentParser:
     p = stage("rollback", cmd_rollback, "Move champion back to the previous champion version.")
     p.add_argument("--reason", default="rollback", help="why")
     stage("history", cmd_history, "Show the registered model's versions, aliases and alias history.")
-    stage("docs", cmd_docs, "Regenerate docs/features.md and docs/data-contract.md from the code.")
+    stage(
+        "quality", cmd_quality, "Compare the PD model with logistic and default-LightGBM baselines on the same splits."
+    )
+    p = sub.add_parser("docs", help="Regenerate docs/features.md and docs/data-contract.md from the code.",
+                       description="Regenerate docs/features.md and docs/data-contract.md (for the default config).")
+    p.set_defaults(func=cmd_docs)
 
-    p = sub.add_parser("score", help="Batch-score a file with a registered or local model.",
-                       description="Batch-score a CSV or Parquet file; writes Parquet scores, rejects and a summary.")
-    p.add_argument("--model", default=None, help="models:/NAME@alias, models:/NAME/VERSION, or a local model folder "
-                   "(default: the config's models:/NAME@champion)")
-    p.add_argument("--input", default=None, help="CSV (plain or gzip) or Parquet, contract or source columns "
-                   "(default: the config's ingested file)")
+    p = sub.add_parser(
+        "score",
+        help="Batch-score a file with a registered or local model.",
+        description="Batch-score a CSV or Parquet file; writes Parquet scores, rejects and a summary.",
+    )
+    p.add_argument(
+        "--model",
+        default=None,
+        help="models:/NAME@alias, models:/NAME/VERSION, or a local model folder "
+        "(default: the config's models:/NAME@champion)",
+    )
+    p.add_argument(
+        "--input",
+        default=None,
+        help="CSV (plain or gzip) or Parquet, contract or source columns (default: the config's ingested file)",
+    )
     p.add_argument("--output", default=None, help="Parquet output path; rejects and summary are written beside it")
     p.add_argument("--config", default=None, help="config whose source mapping, budget and tracking to use")
     p.add_argument("--chunk-rows", type=int, default=None, help="rows per chunk (default from config)")
@@ -194,8 +236,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     for noisy in ("mlflow", "alembic", "urllib3", "matplotlib"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:

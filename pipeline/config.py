@@ -251,7 +251,9 @@ class ScorecardConfig(Strict):
             raise ValueError("grades must be ordered by descending min_score and end with min_score -.inf")
         for worse, better in zip(grades[1:], grades[:-1], strict=False):
             if worse.limit_multiplier > better.limit_multiplier or worse.table_limit > better.table_limit:
-                raise ValueError(f"grade {worse.name} must not get a larger multiplier or table limit than {better.name}")
+                raise ValueError(
+                    f"grade {worse.name} must not get a larger multiplier or table limit than {better.name}"
+                )
         return grades
 
 

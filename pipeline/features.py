@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
-from pipeline.config import ContractConfig, FeatureConfig
+from pipeline.config import Config, ContractConfig, FeatureConfig
 from pipeline.contract import HOUSING, contract_columns
 
 Compute = Callable[[pd.DataFrame, FeatureConfig], pd.Series]
@@ -638,3 +638,11 @@ def dictionary_markdown(contract: ContractConfig, cfg: FeatureConfig) -> str:
     lines += [f"- **{title}.** {text}" for title, text in EDGE_CASES]
     lines.append("")
     return "\n".join(lines)
+
+
+def choose_features(valid: pd.DataFrame, cfg: Config) -> tuple[list[FeatureSpec], dict[str, str]]:
+    """Features computable from this frame (inputs present and not all missing), and why the rest are skipped."""
+    dictionary = feature_dictionary(cfg.contract, cfg.features.history_passthrough)
+    empty = {c for c in valid.columns if valid[c].isna().all()}
+    selection = select_features(set(valid.columns), dictionary, empty)
+    return selection.used, selection.skipped

@@ -72,7 +72,9 @@ def decide(inp: PolicyInputs, policy: PolicyConfig, scorecard: ScorecardConfig) 
 
     flags = {
         "PD_ABOVE_CUTOFF": inp.pd > policy.pd_cutoff,
-        "RESIDUAL_INCOME": policy.require_positive_residual_income & ~(inp.residual_income > 0) & ~np.isnan(inp.residual_income),
+        "RESIDUAL_INCOME": policy.require_positive_residual_income
+        & ~(inp.residual_income > 0)
+        & ~np.isnan(inp.residual_income),
         "RECENT_90D_DELINQUENCY": policy.decline_recent_90d & inp.recent_90d,
         "INCOME_UNKNOWN": (policy.unknown_income == "decline") & ~income_known,
     }
@@ -81,7 +83,8 @@ def decide(inp: PolicyInputs, policy: PolicyConfig, scorecard: ScorecardConfig) 
     declined = declined_before_limit | flags["BELOW_MIN_LIMIT"]
 
     binding = np.where(
-        raw_limit >= policy.max_limit, "CAP_MAX_LIMIT",
+        raw_limit >= policy.max_limit,
+        "CAP_MAX_LIMIT",
         np.where(income_known & (cap <= estimate), "CAP_AFFORDABILITY", "CAP_MODEL"),
     )
     codes = np.full(n, "", dtype=object)

@@ -81,8 +81,17 @@ def set_alias(name: str, alias: str, version: str, action: str, reason: str) -> 
     previous = alias_version(name, alias)
     c.set_registered_model_alias(name, alias, str(version))
     events = history(name)
-    events.append({"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "alias": alias, "version": str(version),
-                   "previous": previous, "action": action, "reason": reason, "user": getpass.getuser()})
+    events.append(
+        {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "alias": alias,
+            "version": str(version),
+            "previous": previous,
+            "action": action,
+            "reason": reason,
+            "user": getpass.getuser(),
+        }
+    )
     c.set_registered_model_tag(name, HISTORY_TAG, json.dumps(events[-HISTORY_KEEP:]))
 
 
@@ -93,8 +102,9 @@ def register(model_uri: str, name: str, expected_version: int, tags: dict[str, s
     except MlflowException as err:
         raise TrackingError(f"registering {model_uri} as {name!r} failed: {err}") from None
     if int(mv.version) != expected_version:
-        client().set_model_version_tag(name, mv.version, "version_mismatch",
-                                       f"artifact records v{expected_version}; registry gave v{mv.version}")
+        client().set_model_version_tag(
+            name, mv.version, "version_mismatch", f"artifact records v{expected_version}; registry gave v{mv.version}"
+        )
     set_alias(name, CHALLENGER, str(mv.version), "register", "new version")
     return str(mv.version)
 
@@ -110,20 +120,34 @@ def gate(challenger: dict[str, float], champion: dict[str, float] | None, cfg: G
         drop = champion["roc_auc"] - challenger["roc_auc"]
         passed = drop <= cfg.auc_tolerance
         ok &= passed
-        reasons.append(f"AUC {challenger['roc_auc']:.4f} vs champion {champion['roc_auc']:.4f} on the same holdout "
-                       f"(drop {drop:+.4f}, tolerance {cfg.auc_tolerance}): {'pass' if passed else 'FAIL'}")
+        reasons.append(
+            f"AUC {challenger['roc_auc']:.4f} vs champion {champion['roc_auc']:.4f} on the same holdout "
+            f"(drop {drop:+.4f}, tolerance {cfg.auc_tolerance}): {'pass' if passed else 'FAIL'}"
+        )
     checks = [
         ("ECE", challenger["ece"], cfg.max_ece, challenger["ece"] <= cfg.max_ece, "<="),
-        ("score PSI train vs test", challenger["score_psi"], cfg.max_score_psi, challenger["score_psi"] <= cfg.max_score_psi, "<="),
-        ("min adverse impact ratio", challenger["min_air"], cfg.min_adverse_impact_ratio,
-         challenger["min_air"] >= cfg.min_adverse_impact_ratio, ">="),
+        (
+            "score PSI train vs test",
+            challenger["score_psi"],
+            cfg.max_score_psi,
+            challenger["score_psi"] <= cfg.max_score_psi,
+            "<=",
+        ),
+        (
+            "min adverse impact ratio",
+            challenger["min_air"],
+            cfg.min_adverse_impact_ratio,
+            challenger["min_air"] >= cfg.min_adverse_impact_ratio,
+            ">=",
+        ),
     ]
     for label, value, limit, passed, op in checks:
         ok &= bool(passed)
         reasons.append(f"{label} {value:.4f} {op} {limit}: {'pass' if passed else 'FAIL'}")
     if champion is None:
-        reasons.insert(0, "no champion yet: the first version becomes champion"
-                       + ("" if ok else " although a check below failed"))
+        reasons.insert(
+            0, "no champion yet: the first version becomes champion" + ("" if ok else " although a check below failed")
+        )
         ok = True
     return GateVerdict(bool(ok), reasons, dict(challenger))
 
@@ -132,7 +156,7 @@ def resolve_uri(uri: str) -> tuple[str, str | None]:
     """(model URI to load, registry version or None) for models:/NAME@alias, models:/NAME/VERSION or a path."""
     if not uri.startswith("models:/"):
         return uri, None
-    body = uri[len("models:/"):]
+    body = uri[len("models:/") :]
     c = client()
     try:
         if "@" in body:

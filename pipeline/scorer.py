@@ -13,7 +13,6 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from pipeline.attribution import contributions
 from pipeline.config import ContractConfig, FeatureConfig, PolicyConfig, ScorecardConfig
 from pipeline.features import FeatureSpec, compute_features, feature_dictionary
 from pipeline.models import LimitModel, PDModel, to_matrix

@@ -16,7 +16,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +30,7 @@ from pipeline.io import atomic_write_text, csv_header, detect_format, iter_csv_t
 from pipeline.metrics import bin_shares, psi_from_shares
 from pipeline.scorer import Scorer
 from pipeline.sources.file import apply_mapping
-from pipeline.validate import REJECT_COLUMNS
+from pipeline.validate import REJECT_COLUMNS, ValidationResult
 
 log = logging.getLogger(__name__)
 TARGETS = ("defaulted", "granted_limit")
@@ -92,13 +92,39 @@ class Tally:
     rows_rejected: int = 0
     approved: int = 0
     by_rule: dict[str, int] = field(default_factory=dict)
+    seen_ids: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.uint64))  # sorted id hashes
     drift_counts: dict[str, np.ndarray] = field(default_factory=dict)
     values: dict[str, list[np.ndarray]] = field(default_factory=lambda: {"pd": [], "score": [], "credit_limit": []})
-    seconds: dict[str, float] = field(default_factory=lambda: {"read": 0.0, "validate": 0.0, "score": 0.0, "write": 0.0})
+    seconds: dict[str, float] = field(
+        default_factory=lambda: {"read": 0.0, "validate": 0.0, "score": 0.0, "write": 0.0}
+    )
 
     def add_drift(self, name: str, values: np.ndarray, reference: dict) -> None:
         counts = bin_shares(values, np.asarray(reference["edges"])) * len(values)
         self.drift_counts[name] = self.drift_counts.get(name, 0) + counts
+
+
+def reject_repeated_ids(checked: ValidationResult, seen: np.ndarray) -> tuple[ValidationResult, np.ndarray]:
+    """Quarantine rows whose applicant_id was already seen in an earlier chunk.
+
+    Within a chunk the contract's uniqueness rule rejects every copy; across chunks the
+    earlier copy is already written, so later copies are rejected with rule `unique`.
+    Ids are kept as 64-bit hashes (80 MB for 10M rows), not strings.
+    """
+    valid = checked.valid
+    if not len(valid):
+        return checked, seen
+    hashes = pd.util.hash_array(valid["applicant_id"].astype(str).to_numpy())
+    pos = np.searchsorted(seen, hashes)
+    repeated = (pos < len(seen)) & (seen[np.minimum(pos, len(seen) - 1)] == hashes) if len(seen) else np.zeros(len(valid), bool)
+    seen = np.union1d(seen, hashes[~repeated])
+    if not repeated.any():
+        return checked, seen
+    dupes = valid.loc[repeated]
+    extra = pd.DataFrame({"row_number": dupes["row_number"].to_numpy(), "applicant_id": dupes["applicant_id"].to_numpy(),
+                          "column": "applicant_id", "rule": "unique", "value": dupes["applicant_id"].astype(str).to_numpy()})
+    rejects = pd.concat([checked.rejects, extra], ignore_index=True).sort_values("row_number", kind="stable", ignore_index=True)
+    return replace(checked, valid=valid.loc[~repeated].reset_index(drop=True), rejects=rejects), seen
 
 
 def _distribution(chunks: list[np.ndarray]) -> dict:
@@ -106,8 +132,14 @@ def _distribution(chunks: list[np.ndarray]) -> dict:
         return {}
     v = np.concatenate(chunks)
     qs = np.quantile(v, [0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99])
-    return {"mean": float(v.mean()), "min": float(v.min()), "max": float(v.max()),
-            **{f"p{int(q * 100):02d}": float(x) for q, x in zip([0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99], qs, strict=True)}}
+    return {
+        "mean": float(v.mean()),
+        "min": float(v.min()),
+        "max": float(v.max()),
+        **{
+            f"p{int(q * 100):02d}": float(x) for q, x in zip([0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99], qs, strict=True)
+        },
+    }
 
 
 def _progress(enabled: bool):
@@ -115,12 +147,20 @@ def _progress(enabled: bool):
         return None
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    return Progress(TextColumn("scoring"), BarColumn(), TextColumn("{task.completed:,} rows"), TimeElapsedColumn(),
-                    transient=True)
+    return Progress(
+        TextColumn("scoring"), BarColumn(), TextColumn("{task.completed:,} rows"), TimeElapsedColumn(), transient=True
+    )
 
 
-def score_file(model_uri: str, input_path: str | Path, output_path: str | Path, config: Config | None = None,
-               chunk_rows: int | None = None, progress: bool | None = None, scorer: Scorer | None = None) -> dict:
+def score_file(
+    model_uri: str,
+    input_path: str | Path,
+    output_path: str | Path,
+    config: Config | None = None,
+    chunk_rows: int | None = None,
+    progress: bool | None = None,
+    scorer: Scorer | None = None,
+) -> dict:
     """Score a CSV/Parquet file; returns (and writes) the summary. Raises PipelineError subclasses."""
     started = time.perf_counter()
     input_path, output_path = Path(input_path), Path(output_path)
@@ -154,6 +194,7 @@ def score_file(model_uri: str, input_path: str | Path, output_path: str | Path, 
                     chunk = apply_mapping(chunk, source, str(input_path), optional=TARGETS, row_offset=offset)
                 t = time.perf_counter()
                 checked = scorer.validate(chunk, str(input_path), row_offset=offset, allow_all_rejected=True)
+                checked, tally.seen_ids = reject_repeated_ids(checked, tally.seen_ids)
                 tally.seconds["validate"] += time.perf_counter() - t
                 t = time.perf_counter()
                 scored = None
@@ -178,8 +219,17 @@ def score_file(model_uri: str, input_path: str | Path, output_path: str | Path, 
                     tally.rows_scored += len(scored)
                 if len(checked.rejects):
                     table = pa.Table.from_pandas(checked.rejects.astype({"applicant_id": object}), preserve_index=False)
-                    table = table.cast(pa.schema([("row_number", pa.int64()), ("applicant_id", pa.string()),
-                                                  ("column", pa.string()), ("rule", pa.string()), ("value", pa.string())]))
+                    table = table.cast(
+                        pa.schema(
+                            [
+                                ("row_number", pa.int64()),
+                                ("applicant_id", pa.string()),
+                                ("column", pa.string()),
+                                ("rule", pa.string()),
+                                ("value", pa.string()),
+                            ]
+                        )
+                    )
                     if rej_writer is None:
                         rej_writer = stack.enter_context(pq.ParquetWriter(tmp_rej, table.schema))
                     rej_writer.write_table(table)
@@ -196,13 +246,17 @@ def score_file(model_uri: str, input_path: str | Path, output_path: str | Path, 
         summary = _summary(tally, scorer, model_uri, input_path, output_path, rejects_path, started, cfg)
         atomic_write_text(json.dumps(summary, indent=2), summary_path)
         if tally.rows_scored == 0:
-            raise DataContractError(f"{input_path}: every one of {tally.rows_in} rows was rejected; "
-                                    f"see {rejects_path}; top failures: {dict(list(summary['rejected_by_rule'].items())[:3])}")
+            raise DataContractError(
+                f"{input_path}: every one of {tally.rows_in} rows was rejected; "
+                f"see {rejects_path}; top failures: {dict(list(summary['rejected_by_rule'].items())[:3])}"
+            )
         budget = cfg.validation.rejection_budget
         if tally.rows_rejected > budget * tally.rows_in:
-            raise RejectionBudgetExceeded(f"{input_path}: {tally.rows_rejected} of {tally.rows_in} rows rejected "
-                                          f"({tally.rows_rejected / tally.rows_in:.1%}), above the budget of {budget:.1%}; "
-                                          f"no scores published; see {rejects_path}")
+            raise RejectionBudgetExceeded(
+                f"{input_path}: {tally.rows_rejected} of {tally.rows_in} rows rejected "
+                f"({tally.rows_rejected / tally.rows_in:.1%}), above the budget of {budget:.1%}; "
+                f"no scores published; see {rejects_path}"
+            )
         os.replace(tmp_out, output_path)
         return summary
     finally:
@@ -221,8 +275,16 @@ def _publish(tmp: Path, final: Path, columns: list[str]) -> None:
         os.replace(tmp, final)
 
 
-def _summary(tally: Tally, scorer: Scorer, model_uri: str, input_path: Path, output_path: Path, rejects_path: Path,
-             started: float, cfg: Config) -> dict:
+def _summary(
+    tally: Tally,
+    scorer: Scorer,
+    model_uri: str,
+    input_path: Path,
+    output_path: Path,
+    rejects_path: Path,
+    started: float,
+    cfg: Config,
+) -> dict:
     drift = {}
     for name, counts in tally.drift_counts.items():
         ref = scorer.reference[name]

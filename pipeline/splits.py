@@ -17,7 +17,9 @@ def stratified_split(idx: np.ndarray, y: np.ndarray, sizes: list[float], seed: i
     rest, rest_y, rest_share = idx, y, 1.0
     for size in sizes[:-1]:
         share = size / rest_share
-        take, keep, take_y, keep_y = train_test_split(rest, rest_y, train_size=share, stratify=rest_y, random_state=seed)
+        take, keep, take_y, keep_y = train_test_split(
+            rest, rest_y, train_size=share, stratify=rest_y, random_state=seed
+        )
         parts.append(np.sort(take))
         rest, rest_y, rest_share = keep, keep_y, rest_share - size
     parts.append(np.sort(rest))
@@ -42,7 +44,12 @@ def make_splits(frame: pd.DataFrame, target: str, cfg: SplitConfig) -> tuple[dic
         total = sum(shares)
         train, val, cal = stratified_split(early, y[early], [s / total for s in shares], cfg.seed)
         cutoff = dates.iloc[order[-n_test]]
-        return {"train": train, "validation": val, "calibration": cal, "test": test}, f"out-of-time (test from {cutoff:%Y-%m-%d})"
+        return {
+            "train": train,
+            "validation": val,
+            "calibration": cal,
+            "test": test,
+        }, f"out-of-time (test from {cutoff:%Y-%m-%d})"
     parts = stratified_split(idx, y, [cfg.train, cfg.validation, cfg.calibration, cfg.test], cfg.seed)
     return dict(zip(PARTS, parts, strict=True)), "stratified random"
 

@@ -14,7 +14,7 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from pipeline.config import Config
-from pipeline.features import FeatureSpec, categories, compute_features, feature_dictionary, select_features
+from pipeline.features import FeatureSpec, categories, choose_features, compute_features
 from pipeline.metrics import discrimination, limit_errors, policy_simulation, reference_distribution
 from pipeline.models import LimitModel, limit_specs, to_matrix, train_limit, train_pd
 from pipeline.scorer import Scorer
@@ -44,19 +44,14 @@ def used_inputs(specs: list[FeatureSpec], columns: set[str]) -> list[str]:
     return sorted(needed)
 
 
-def choose_features(valid: pd.DataFrame, cfg: Config) -> tuple[list[FeatureSpec], dict[str, str]]:
-    dictionary = feature_dictionary(cfg.contract, cfg.features.history_passthrough)
-    empty = {c for c in valid.columns if valid[c].isna().all()}
-    selection = select_features(set(valid.columns), dictionary, empty)
-    return selection.used, selection.skipped
-
-
 def _fit_limit(X, frame, parts, specs, names, cfg, notes) -> LimitModel | None:
     if not cfg.limit_model.enabled:
         notes.append("limit model disabled in config: the policy uses the grade limit table")
         return None
     if LIMIT not in frame or frame[LIMIT].isna().all():
-        notes.append("no granted_limit in the data: limit model skipped; the policy uses the affordability cap and the grade limit table")
+        notes.append(
+            "no granted_limit in the data: limit model skipped; the policy uses the affordability cap and the grade limit table"
+        )
         return None
     lspecs = limit_specs(specs)
     cols = [names.index(s.name) for s in lspecs]
@@ -82,27 +77,56 @@ def fit(frame: pd.DataFrame, cfg: Config) -> TrainResult:
 
     reference = {name: reference_distribution(X[tr, i], cfg.evaluation.psi_bins) for i, name in enumerate(names)}
     scorer = Scorer(
-        contract=cfg.contract, features_cfg=cfg.features, feature_names=names, categories=cats,
-        pd_model=pd_model, limit_model=limit_model, scorecard=cfg.scorecard, policy=cfg.policy,
-        reason_k=cfg.scoring.reason_codes, reference=reference,
-        meta={"model_name": cfg.registry.model_name, "required_columns": used_inputs(specs, set(frame.columns)),
-              "input_columns": [c for c in frame.columns if c not in ("row_number", TARGET, LIMIT)],
-              "limit_model": limit_model is not None},
+        contract=cfg.contract,
+        features_cfg=cfg.features,
+        feature_names=names,
+        categories=cats,
+        pd_model=pd_model,
+        limit_model=limit_model,
+        scorecard=cfg.scorecard,
+        policy=cfg.policy,
+        reason_k=cfg.scoring.reason_codes,
+        reference=reference,
+        meta={
+            "model_name": cfg.registry.model_name,
+            "required_columns": used_inputs(specs, set(frame.columns)),
+            "input_columns": [c for c in frame.columns if c not in ("row_number", TARGET, LIMIT)],
+            "limit_model": limit_model is not None,
+        },
     )
     train_scores = scorer.score_valid(frame.iloc[tr], X[tr])
     scorer.reference["__score__"] = reference_distribution(train_scores["score"].to_numpy(), cfg.evaluation.psi_bins)
     test_scores = scorer.score_valid(frame.iloc[te], X[te])
-    metrics = {f"test_{k}": v for k, v in discrimination(y[te], test_scores["pd"].to_numpy(), cfg.evaluation.calibration_bins).items()}
+    metrics = {
+        f"test_{k}": v
+        for k, v in discrimination(y[te], test_scores["pd"].to_numpy(), cfg.evaluation.calibration_bins).items()
+    }
     metrics["test_raw_roc_auc"] = discrimination(y[te], pd_model.raw(X[te]))["roc_auc"]
-    metrics.update(policy_simulation(y[te], test_scores["pd"].to_numpy(), test_scores["decision"].to_numpy(),
-                                     test_scores["credit_limit"].to_numpy(), cfg.evaluation.lgd, cfg.evaluation.ccf))
+    metrics.update(
+        policy_simulation(
+            y[te],
+            test_scores["pd"].to_numpy(),
+            test_scores["decision"].to_numpy(),
+            test_scores["credit_limit"].to_numpy(),
+            cfg.evaluation.lgd,
+            cfg.evaluation.ccf,
+        )
+    )
     if limit_model is not None:
         good = (y[te] == 0) & (frame[LIMIT].to_numpy(dtype=float)[te] > 0)
         cols = [names.index(n) for n in limit_model.names]
         pred = limit_model.predict(X[np.ix_(te[good], cols)])
         metrics.update(limit_errors(frame[LIMIT].to_numpy(dtype=float)[te][good], pred, limit_model.alpha))
-    metrics.update({"n_train": len(tr), "n_validation": len(va), "n_calibration": len(ca), "n_test": len(te),
-                    "n_features": len(names), "pd_trees": pd_model.best_iteration})
+    metrics.update(
+        {
+            "n_train": len(tr),
+            "n_validation": len(va),
+            "n_calibration": len(ca),
+            "n_test": len(te),
+            "n_features": len(names),
+            "pd_trees": pd_model.best_iteration,
+        }
+    )
     if cfg.split.cv_folds:
         metrics.update(cross_validate(X, y, specs, cfg))
     return TrainResult(scorer, parts, how, metrics, test_scores, notes, search)

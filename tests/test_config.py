@@ -45,8 +45,10 @@ def test_grades_must_be_ordered_and_end_open():
 
 
 def test_worse_grade_cannot_get_a_larger_limit_multiplier():
-    grades = [{"name": "A", "min_score": 600, "limit_multiplier": 0.5},
-              {"name": "B", "min_score": float("-inf"), "limit_multiplier": 1.0}]
+    grades = [
+        {"name": "A", "min_score": 600, "limit_multiplier": 0.5},
+        {"name": "B", "min_score": float("-inf"), "limit_multiplier": 1.0},
+    ]
     with pytest.raises(ConfigError, match="must not get a larger multiplier"):
         parse_config({"scorecard": {"grades": grades}})
 

@@ -15,8 +15,14 @@ from conftest import ROOT
 
 
 def cli(*args, cwd, env=None, check=True):
-    proc = subprocess.run([sys.executable, "-m", "pipeline", *args], cwd=cwd, capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipeline", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=600,
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
     return proc
@@ -51,8 +57,18 @@ def test_mlflow_run_has_params_config_digest_and_metrics(two_runs):
     run_info = json.loads((tmp / "output" / "e2e" / "train" / "run.json").read_text())
     run = MlflowClient().get_run(run_info["run_id"])
     assert 0.6 < run.data.metrics["test_roc_auc"] <= 1.0
-    for name in ("test_gini", "test_ks", "test_brier", "test_log_loss", "test_ece", "limit_mae", "limit_pinball",
-                 "approval_rate", "approved_bad_rate", "gate_passed"):
+    for name in (
+        "test_gini",
+        "test_ks",
+        "test_brier",
+        "test_log_loss",
+        "test_ece",
+        "limit_mae",
+        "limit_pinball",
+        "approval_rate",
+        "approved_bad_rate",
+        "gate_passed",
+    ):
         assert name in run.data.metrics, name
     assert len(run.data.tags["data_sha256"]) == 64
     assert run.data.params["source.rows"] == "3000"
@@ -95,8 +111,18 @@ def test_scored_file_has_one_row_per_input_row(two_runs):
 def test_champion_scores_in_a_fresh_process_exactly_like_the_in_process_pipeline(two_runs):
     tmp, path, _, _ = two_runs
     out = tmp / "fresh.parquet"
-    cli("score", "--config", str(path), "--model", "models:/e2e-credit@champion",
-        "--input", str(tmp / "output" / "e2e" / "ingest" / "applicants.parquet"), "--output", str(out), cwd=tmp)
+    cli(
+        "score",
+        "--config",
+        str(path),
+        "--model",
+        "models:/e2e-credit@champion",
+        "--input",
+        str(tmp / "output" / "e2e" / "ingest" / "applicants.parquet"),
+        "--output",
+        str(out),
+        cwd=tmp,
+    )
     fresh = pd.read_parquet(out)
     import joblib
 
@@ -105,8 +131,9 @@ def test_champion_scores_in_a_fresh_process_exactly_like_the_in_process_pipeline
     registration = json.loads((tmp / "output" / "e2e" / "register" / "registration.json").read_text())
     scorer = mlflow.pyfunc.load_model(f"models:/e2e-credit/{registration['champion']}").unwrap_python_model().scorer
     local = joblib.load(tmp / "output" / "e2e" / "train" / "scorer.joblib")  # the last run's in-process scorer
-    valid = validate_frame(pd.read_parquet(tmp / "output" / "e2e" / "ingest" / "applicants.parquet"),
-                           scorer.contract, "x").valid
+    valid = validate_frame(
+        pd.read_parquet(tmp / "output" / "e2e" / "ingest" / "applicants.parquet"), scorer.contract, "x"
+    ).valid
     in_process = scorer.score_valid(valid)
     pd.testing.assert_series_equal(fresh["pd"], in_process["pd"], check_exact=True)
     pd.testing.assert_series_equal(fresh["credit_limit"], in_process["credit_limit"], check_exact=True)
@@ -132,12 +159,32 @@ def test_rollback_force_and_history(two_runs):
 
 def test_unknown_alias_lists_what_exists(two_runs):
     tmp, path, _, _ = two_runs
-    proc = cli("score", "--config", str(path), "--model", "models:/e2e-credit@nonesuch",
-               "--input", str(tmp / "output" / "e2e" / "ingest" / "applicants.parquet"),
-               "--output", str(tmp / "x.parquet"), cwd=ROOT, check=False)
+    proc = cli(
+        "score",
+        "--config",
+        str(path),
+        "--model",
+        "models:/e2e-credit@nonesuch",
+        "--input",
+        str(tmp / "output" / "e2e" / "ingest" / "applicants.parquet"),
+        "--output",
+        str(tmp / "x.parquet"),
+        cwd=ROOT,
+        check=False,
+    )
     assert proc.returncode == 5
     assert "versions [1, 2]" in proc.stderr and "@challenger=v2" in proc.stderr
-    proc = cli("score", "--config", str(path), "--model", "models:/no-such-model@champion",
-               "--input", str(tmp / "output" / "e2e" / "ingest" / "applicants.parquet"),
-               "--output", str(tmp / "x.parquet"), cwd=ROOT, check=False)
+    proc = cli(
+        "score",
+        "--config",
+        str(path),
+        "--model",
+        "models:/no-such-model@champion",
+        "--input",
+        str(tmp / "output" / "e2e" / "ingest" / "applicants.parquet"),
+        "--output",
+        str(tmp / "x.parquet"),
+        cwd=ROOT,
+        check=False,
+    )
     assert proc.returncode == 5 and "e2e-credit" in proc.stderr

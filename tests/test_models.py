@@ -2,7 +2,6 @@
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from conftest import small_config
 from pipeline.features import categories
@@ -81,8 +80,12 @@ def test_stratified_split_without_dates(trained):
 
 
 def test_cross_validation_and_bounded_search(tmp_path):
-    cfg = small_config(tmp_path, rows=1500, split={"cv_folds": 3},
-                       pd_model={"search": {"trials": 2, "time_budget_s": 60}, "calibration": "sigmoid"})
+    cfg = small_config(
+        tmp_path,
+        rows=1500,
+        split={"cv_folds": 3},
+        pd_model={"search": {"trials": 2, "time_budget_s": 60}, "calibration": "sigmoid"},
+    )
     from pipeline.sources import load_source
 
     frame = load_source(cfg).frame

@@ -18,7 +18,7 @@ import yaml
 from nbclient import NotebookClient
 from nbformat.v4 import new_code_cell
 
-from pipeline import stages
+from pipeline import model_stages, stages
 from pipeline.config import load_config
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
@@ -75,8 +75,8 @@ def trained_run(tmp_path_factory):
         stages.ingest(cfg)
         stages.validate(cfg)
         stages.features(cfg)
-        run = stages.train(cfg, str(path))
-        evaluation = stages.evaluate(cfg)
+        run = model_stages.train(cfg, str(path))
+        evaluation = model_stages.evaluate(cfg)
         yield {"config": path, "cfg": cfg, "run": run, "evaluation": evaluation, "root": root}
 
 

@@ -39,7 +39,11 @@ def test_hand_case_approve_limited_by_affordability():
 def test_hand_case_declines_carry_every_reason():
     out = decide(inputs(0.5, income=1000, debt=900, residual=-500, recent=True), POLICY, SC)
     assert out.loc[0, "decision"] == "decline" and out.loc[0, "credit_limit"] == 0
-    assert set(out.loc[0, "decision_reasons"].split(";")) == {"PD_ABOVE_CUTOFF", "RESIDUAL_INCOME", "RECENT_90D_DELINQUENCY"}
+    assert set(out.loc[0, "decision_reasons"].split(";")) == {
+        "PD_ABOVE_CUTOFF",
+        "RESIDUAL_INCOME",
+        "RECENT_90D_DELINQUENCY",
+    }
 
 
 def test_unknown_income_follows_config():
@@ -110,8 +114,10 @@ def test_policy_invariants(pd_, income, debt, estimate, recent, unknown, step):
 
 @settings(max_examples=200, deadline=None)
 @given(
-    pd_low=st.floats(0, 1, **finite), bump=st.floats(0, 1, **finite),
-    income=st.floats(0, 50_000, **finite), debt=st.floats(0, 20_000, **finite),
+    pd_low=st.floats(0, 1, **finite),
+    bump=st.floats(0, 1, **finite),
+    income=st.floats(0, 50_000, **finite),
+    debt=st.floats(0, 20_000, **finite),
     estimate=st.one_of(st.just(np.nan), st.floats(0, 200_000, **finite)),
 )
 def test_higher_pd_never_gives_a_higher_limit(pd_low, bump, income, debt, estimate):

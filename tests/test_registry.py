@@ -54,12 +54,23 @@ def test_unreachable_tracking_server_fails_fast_naming_the_uri(tmp_path):
     path.write_text(yaml.safe_dump(config))
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     for stage in ("ingest", "validate", "features"):
-        subprocess.run([sys.executable, "-m", "pipeline", stage, "--config", str(path)], cwd=ROOT, env=env, check=True,
-                       capture_output=True)
+        subprocess.run(
+            [sys.executable, "-m", "pipeline", stage, "--config", str(path)],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            capture_output=True,
+        )
     uri = f"http://127.0.0.1:{free_port()}"
     started = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "pipeline", "train", "--config", str(path)], cwd=ROOT,
-                          env={**env, "MLFLOW_TRACKING_URI": uri}, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipeline", "train", "--config", str(path)],
+        cwd=ROOT,
+        env={**env, "MLFLOW_TRACKING_URI": uri},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert time.monotonic() - started < 30
     assert proc.returncode == 6
     assert uri in proc.stderr and "unreachable" in proc.stderr

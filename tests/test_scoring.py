@@ -148,17 +148,37 @@ def model_folder(trained, tmp_path_factory):
     _, _, result = trained
     folder = tmp_path_factory.mktemp("model")
     joblib.dump(result.scorer, folder / "scorer.joblib")
-    mlflow.pyfunc.save_model(folder / "model", python_model=CreditScoringModel(),
-                             artifacts={"scorer": str(folder / "scorer.joblib")},
-                             code_paths=[str(ROOT / "pipeline")], pip_requirements=["lightgbm"])
+    mlflow.pyfunc.save_model(
+        folder / "model",
+        python_model=CreditScoringModel(),
+        artifacts={"scorer": str(folder / "scorer.joblib")},
+        code_paths=[str(ROOT / "pipeline")],
+        pip_requirements=["lightgbm"],
+    )
     return folder / "model"
 
 
 def test_local_model_folder_scores_from_the_cli(model_folder, contract_rows, tmp_path):
     inp = write_csv(contract_rows.head(200), tmp_path / "in.csv")
-    proc = subprocess.run([sys.executable, "-m", "pipeline", "score", "--model", str(model_folder), "--input", str(inp),
-                           "--output", str(tmp_path / "out.parquet")], cwd=tmp_path, capture_output=True, text=True,
-                          env={**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'm.db'}"}, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipeline",
+            "score",
+            "--model",
+            str(model_folder),
+            "--input",
+            str(inp),
+            "--output",
+            str(tmp_path / "out.parquet"),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'm.db'}"},
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert json.loads(proc.stdout)["rows_scored"] == 200
     assert "scoring" not in proc.stderr  # no progress bar when stderr is not a terminal
@@ -169,11 +189,21 @@ def test_exit_codes_for_unusable_input_and_missing_model(model_folder, tmp_path)
     bad.write_text("a;b;c\n1;2;3\n")
     common = ["--output", str(tmp_path / "o.parquet")]
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'm.db'}"}
-    proc = subprocess.run([sys.executable, "-m", "pipeline", "score", "--model", str(model_folder), "--input", str(bad), *common],
-                          capture_output=True, text=True, env=env, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipeline", "score", "--model", str(model_folder), "--input", str(bad), *common],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert proc.returncode == 3 and "applicant_id" in proc.stderr and "delimiter" in proc.stderr
-    proc = subprocess.run([sys.executable, "-m", "pipeline", "score", "--model", str(tmp_path / "nope"), "--input", str(bad), *common],
-                          capture_output=True, text=True, env=env, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipeline", "score", "--model", str(tmp_path / "nope"), "--input", str(bad), *common],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert proc.returncode == 5 and "not found" in proc.stderr
 
 
@@ -183,10 +213,26 @@ def test_a_job_killed_during_the_write_leaves_no_output(model_folder, contract_r
     inp = tmp_path / "big.parquet"
     big.to_parquet(inp)
     out = tmp_path / "out.parquet"
-    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "score", "--model", str(model_folder), "--input", str(inp),
-                             "--output", str(out), "--chunk-rows", "2000"], cwd=tmp_path,
-                            env={**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'm.db'}"},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pipeline",
+            "score",
+            "--model",
+            str(model_folder),
+            "--input",
+            str(inp),
+            "--output",
+            str(out),
+            "--chunk-rows",
+            "2000",
+        ],
+        cwd=tmp_path,
+        env={**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'm.db'}"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 120
     while not list(tmp_path.glob(".out.parquet.tmp-*")):
         assert proc.poll() is None and time.monotonic() < deadline, "job ended before it started writing"
@@ -195,3 +241,14 @@ def test_a_job_killed_during_the_write_leaves_no_output(model_folder, contract_r
     proc.wait()
     assert not out.exists()
     assert np.all([p.name.startswith(".out.parquet.tmp") for p in tmp_path.glob("*out*")])
+
+
+def test_an_id_repeated_in_a_later_chunk_is_rejected(trained, contract_rows, tmp_path):
+    cfg, _, result = trained
+    rows = contract_rows.head(300).copy()
+    rows.loc[250, "applicant_id"] = rows.loc[10, "applicant_id"]  # chunk 3 repeats an id from chunk 1
+    summary = run(result.scorer, write_csv(rows, tmp_path / "in.csv"), tmp_path / "out.parquet", cfg, chunk_rows=100)
+    rejects = pd.read_parquet(tmp_path / "out.rejects.parquet")
+    assert summary["rows_in"] == 300 and summary["rows_rejected"] == 1 and summary["rows_scored"] == 299
+    assert rejects[["row_number", "column", "rule"]].values.tolist() == [[251, "applicant_id", "unique"]]
+    assert pd.read_parquet(tmp_path / "out.parquet")["applicant_id"].is_unique

@@ -5,7 +5,6 @@ import shutil
 import sys
 
 import numpy as np
-import pandas as pd
 import pytest
 
 pytestmark = pytest.mark.spark
@@ -19,9 +18,14 @@ def spark():
     os.environ["PYSPARK_PYTHON"] = sys.executable  # executors use this venv, like a cluster's shipped env
     from pyspark.sql import SparkSession
 
-    session = (SparkSession.builder.master("local[2]").appName("credit-scoring-test")
-               .config("spark.ui.enabled", "false").config("spark.sql.shuffle.partitions", "2")
-               .config("spark.driver.bindAddress", "127.0.0.1").getOrCreate())
+    session = (
+        SparkSession.builder.master("local[2]")
+        .appName("credit-scoring-test")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", "2")
+        .config("spark.driver.bindAddress", "127.0.0.1")
+        .getOrCreate()
+    )
     yield session
     session.stop()
 
@@ -36,15 +40,23 @@ def test_spark_udf_scores_match_single_process(spark, trained, tmp_path):
     _, valid, result = trained
     scorer = result.scorer
     joblib.dump(scorer, tmp_path / "scorer.joblib")
-    mlflow.pyfunc.save_model(tmp_path / "model", python_model=CreditScoringModel(),
-                             artifacts={"scorer": str(tmp_path / "scorer.joblib")},
-                             code_paths=[str(ROOT / "pipeline")], signature=signature(scorer),
-                             pip_requirements=["lightgbm"])
+    mlflow.pyfunc.save_model(
+        tmp_path / "model",
+        python_model=CreditScoringModel(),
+        artifacts={"scorer": str(tmp_path / "scorer.joblib")},
+        code_paths=[str(ROOT / "pipeline")],
+        signature=signature(scorer),
+        pip_requirements=["lightgbm"],
+    )
     rows = valid.drop(columns=["row_number", "defaulted", "granted_limit"]).head(600).reset_index(drop=True)
     rows.loc[5, "age"] = 150  # one bad row: Spark must return it as rejected, not fail the partition
-    udf = mlflow.pyfunc.spark_udf(spark, str(tmp_path / "model"), env_manager="local",
-                                  result_type="applicant_id string, pd double, score double, grade string, "
-                                              "decision string, credit_limit double, reason_1 string, decision_reasons string")
+    udf = mlflow.pyfunc.spark_udf(
+        spark,
+        str(tmp_path / "model"),
+        env_manager="local",
+        result_type="applicant_id string, pd double, score double, grade string, "
+        "decision string, credit_limit double, reason_1 string, decision_reasons string",
+    )
     frame = spark.createDataFrame(rows.astype({"application_date": "datetime64[us]"})).repartition(3)
     names = [c.name for c in signature(scorer).inputs.inputs if c.name in rows.columns]  # by name, in signature order
     out = frame.select(udf(*[frame[c] for c in names]).alias("s")).select("s.*").toPandas()
@@ -53,7 +65,21 @@ def test_spark_udf_scores_match_single_process(spark, trained, tmp_path):
     assert len(out) == len(rows) == len(merged)
     assert merged.loc[merged["decision"] == "rejected", "applicant_id"].tolist() == [rows.loc[5, "applicant_id"]]
     diff = merged[merged["decision"] != merged["decision_spark"]]
-    assert diff.empty, diff[["applicant_id", "decision", "decision_spark", "pd", "pd_spark", "decision_reasons", "decision_reasons_spark"]].head().to_string()
+    assert diff.empty, (
+        diff[
+            [
+                "applicant_id",
+                "decision",
+                "decision_spark",
+                "pd",
+                "pd_spark",
+                "decision_reasons",
+                "decision_reasons_spark",
+            ]
+        ]
+        .head()
+        .to_string()
+    )
     ok = merged["decision"] != "rejected"
     np.testing.assert_allclose(merged.loc[ok, "pd"].astype(float), merged.loc[ok, "pd_spark"], rtol=0, atol=1e-12)
     assert (merged.loc[ok, "credit_limit"] == merged.loc[ok, "credit_limit_spark"]).all()

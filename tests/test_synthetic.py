@@ -54,7 +54,12 @@ def test_default_rate_rises_with_utilisation_and_delinquency(data):
 
 def test_granted_limits_grow_with_income_and_shrink_with_risk(data):
     good = data["defaulted"] == 0
-    assert np.corrcoef(np.log(data["monthly_income"].fillna(data["monthly_income"].median())), np.log(data["granted_limit"]))[0, 1] > 0.5
+    assert (
+        np.corrcoef(
+            np.log(data["monthly_income"].fillna(data["monthly_income"].median())), np.log(data["granted_limit"])
+        )[0, 1]
+        > 0.5
+    )
     assert data.loc[~good, "granted_limit"].median() < data.loc[good, "granted_limit"].median()
 
 
