@@ -97,7 +97,7 @@ def log_scoring_model(scorer: Scorer, input_example: pd.DataFrame) -> mlflow.mod
             artifacts={"scorer": str(path)},
             code_paths=[str(Path(pipeline.__file__).parent)],
             signature=signature(scorer),
-            input_example=None,
+            input_example=input_example,
             pip_requirements=pip_requirements(),
             metadata={
                 "project_version": pipeline.__version__,

@@ -46,15 +46,20 @@ def check_reachable(uri: str, timeout: float = 5.0) -> None:
 
 def configure(output_dir: str | Path, experiment: str) -> str:
     """Point MLflow at the store and experiment; returns the experiment id."""
+    user_uri = os.environ.get("MLFLOW_TRACKING_URI")
     uri = tracking_uri(output_dir)
     check_reachable(uri)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
+    if user_uri is None:
+        # MLflow exports the URI to the environment; undo that, so the embedded store is not
+        # later mistaken for a user's server (and artifacts stay in the output folder).
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
     try:
         exp = mlflow.get_experiment_by_name(experiment)
         if exp is None:
             location = None
-            if not os.environ.get("MLFLOW_TRACKING_URI"):
+            if user_uri is None:
                 location = (Path(output_dir).resolve() / "mlartifacts").as_uri()
             exp_id = mlflow.create_experiment(experiment, artifact_location=location)
         else:

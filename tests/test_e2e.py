@@ -188,3 +188,17 @@ def test_unknown_alias_lists_what_exists(two_runs):
         check=False,
     )
     assert proc.returncode == 5 and "e2e-credit" in proc.stderr
+
+
+def test_artifact_records_version_commit_signature_and_example(two_runs):
+    info = mlflow.models.get_model_info("models:/e2e-credit/1")
+    assert info.metadata["project_version"] and len(info.metadata["git_commit"]) in (40, 7)
+    assert info.metadata["model_version"] == "1"
+    assert info.saved_input_example_info is not None
+    inputs = {c.name for c in info.signature.inputs.inputs}
+    outputs = [c.name for c in info.signature.outputs.inputs]
+    assert {"applicant_id", "monthly_income"} <= inputs and "defaulted" not in inputs
+    assert outputs[:6] == ["applicant_id", "pd", "score", "grade", "decision", "credit_limit"]
+    assert "reason_4" in outputs and outputs[-2:] == ["model_name", "model_version"]
+    requirements = mlflow.pyfunc.get_model_dependencies("models:/e2e-credit/1")
+    assert "lightgbm==" in open(requirements).read()
