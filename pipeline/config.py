@@ -209,6 +209,9 @@ class PDModelConfig(Strict):
     early_stopping_rounds: int = Field(50, ge=1)
     monotone: bool = True
     calibration: Literal["isotonic", "sigmoid", "none"] = "isotonic"
+    pd_floor: float = Field(
+        0.0005, ge=0, lt=0.5, description="PD kept within [floor, 1 - floor] (Basel retail floor 0.05%)"
+    )
     search: SearchConfig = SearchConfig()
 
 

@@ -63,6 +63,7 @@ class Calibrator:
     y: np.ndarray = field(default_factory=lambda: np.array([0.0, 1.0]))
     a: float = 1.0
     b: float = 0.0
+    floor: float = 0.0  # no calibrated PD claims certainty: kept within [floor, 1 - floor]
 
     def __call__(self, raw: np.ndarray) -> np.ndarray:
         if self.method == "isotonic":
@@ -72,18 +73,19 @@ class Calibrator:
             out = 1 / (1 + np.exp(-(self.a * logit + self.b)))
         else:
             out = raw
-        return np.clip(out, 0.0, 1.0)
+        return np.clip(out, self.floor, 1.0 - self.floor)
 
 
-def fit_calibrator(raw: np.ndarray, y: np.ndarray, method: str) -> Calibrator:
+def fit_calibrator(raw: np.ndarray, y: np.ndarray, method: str, floor: float = 0.0) -> Calibrator:
+    """Isotonic: a step table on the calibration split; sigmoid: Platt scaling of the log-odds."""
     if method == "isotonic":
         iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(raw, y)
-        return Calibrator("isotonic", x=iso.X_thresholds_.astype(float), y=iso.y_thresholds_.astype(float))
+        return Calibrator("isotonic", x=iso.X_thresholds_.astype(float), y=iso.y_thresholds_.astype(float), floor=floor)
     if method == "sigmoid":
         logit = np.log(np.clip(raw, EPS, 1 - EPS) / (1 - np.clip(raw, EPS, 1 - EPS)))
         lr = LogisticRegression(C=1e6).fit(logit.reshape(-1, 1), y)
-        return Calibrator("sigmoid", a=float(lr.coef_[0, 0]), b=float(lr.intercept_[0]))
-    return Calibrator("none")
+        return Calibrator("sigmoid", a=float(lr.coef_[0, 0]), b=float(lr.intercept_[0]), floor=floor)
+    return Calibrator("none", floor=floor)
 
 
 @dataclass
@@ -166,14 +168,16 @@ def train_pd(X, y, Xv, yv, Xc, yc, specs: list[FeatureSpec], cfg: PDModelConfig,
         if i > 0 and time.monotonic() - started > cfg.search.time_budget_s:
             log.info("search stopped by its time budget after %d trials", i)
             break
-        booster = _fit_booster(X, y, Xv, yv, specs, _base_params(params, seed), cfg.num_boost_round, cfg.early_stopping_rounds, objective)
+        booster = _fit_booster(
+            X, y, Xv, yv, specs, _base_params(params, seed), cfg.num_boost_round, cfg.early_stopping_rounds, objective
+        )
         loss = booster.best_score["valid_0"]["binary_logloss"]
         trials.append({"trial": i, "valid_logloss": loss, **params})
         if best is None or loss < best[0]:
             best = (loss, booster, params)
     _, booster, params = best
     booster = _refit_to_best(booster)
-    calibrator = fit_calibrator(booster.predict(Xc, num_threads=threads()), yc, cfg.calibration)
+    calibrator = fit_calibrator(booster.predict(Xc, num_threads=threads()), yc, cfg.calibration, cfg.pd_floor)
     model = PDModel(booster, [s.name for s in specs], calibrator, booster.current_iteration(), params)
     return model, {"trials": trials, "best_params": params}
 
@@ -214,8 +218,15 @@ def train_limit(X, limit, Xv, limit_v, specs: list[FeatureSpec], cfg: LimitModel
     """Quantile regression of log(granted_limit) on good payers (callers pass only those rows)."""
     objective = {"objective": "quantile", "alpha": cfg.alpha, "metric": "quantile"}
     booster = _fit_booster(
-        X, np.log(limit), Xv, np.log(limit_v), specs, _base_params(cfg.params, seed),
-        cfg.num_boost_round, cfg.early_stopping_rounds, objective,
+        X,
+        np.log(limit),
+        Xv,
+        np.log(limit_v),
+        specs,
+        _base_params(cfg.params, seed),
+        cfg.num_boost_round,
+        cfg.early_stopping_rounds,
+        objective,
     )
     return LimitModel(_refit_to_best(booster), [s.name for s in specs], cfg.alpha)
 

@@ -114,3 +114,16 @@ def test_data_without_granted_limit_skips_the_limit_model(tmp_path):
     assert any("limit model skipped" in n for n in result.notes)
     approved = result.test_scores[result.test_scores["decision"] == "approve"]
     assert len(approved) and (approved["credit_limit"] > 0).all()
+
+
+def test_calibrated_pd_never_claims_certainty():
+    from pipeline.models import fit_calibrator
+
+    raw = np.linspace(0.01, 0.9, 200)
+    y = (raw > 0.5).astype(int)  # a perfectly separable calibration split: isotonic maps to 0 and 1
+    for method in ("isotonic", "sigmoid", "none"):
+        cal = fit_calibrator(raw, y, method, floor=0.0005)
+        out = cal(np.array([0.0, 0.001, 0.999, 1.0]))
+        assert out.min() >= 0.0005 and out.max() <= 0.9995, method
+    iso = fit_calibrator(raw, y, "isotonic", floor=0.0005)
+    assert iso(np.array([0.2]))[0] == 0.0005 and iso(np.array([0.8]))[0] == 0.9995
