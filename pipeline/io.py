@@ -83,6 +83,15 @@ def _is_gzip(path: Path) -> bool:
         return f.read(2) == b"\x1f\x8b"
 
 
+def csv_row_bytes(path: str | Path, delimiter: str = ",", encoding: str = "utf-8") -> int:
+    """Average bytes per data row in the first 64 KiB: sizes read blocks so a chunk is about N rows."""
+    head = _open_text_head(Path(path), encoding)
+    lines = head.splitlines()[1:-1]  # skip the header and a possibly cut last line
+    if not lines:
+        return max(16 * len(csv_header(path, delimiter, encoding)), 64)
+    return max(int(sum(len(line) + 1 for line in lines) / len(lines)), 8)
+
+
 def csv_header(path: str | Path, delimiter: str = ",", encoding: str = "utf-8") -> list[str]:
     path = Path(path)
     _check_exists(path)

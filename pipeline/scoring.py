@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 
 from pipeline.config import Config, FileSource
 from pipeline.errors import DataContractError, ModelNotFoundError, RejectionBudgetExceeded
-from pipeline.io import atomic_write_text, csv_header, detect_format, iter_csv_text, iter_parquet
+from pipeline.io import atomic_write_text, csv_row_bytes, detect_format, iter_csv_text, iter_parquet
 from pipeline.metrics import bin_shares, psi_from_shares
 from pipeline.scorer import Scorer
 from pipeline.sources.file import apply_mapping
@@ -67,8 +67,7 @@ def read_chunks(path: Path, chunk_rows: int, source: FileSource | None) -> Itera
     if fmt == "parquet":
         yield from iter_parquet(path, chunk_rows)
         return
-    header = csv_header(path, delimiter, encoding)
-    approx_row_bytes = max(16 * len(header), 64)
+    approx_row_bytes = csv_row_bytes(path, delimiter, encoding)
     buffer: list[pd.DataFrame] = []
     held = 0
     for block in iter_csv_text(path, max(chunk_rows * approx_row_bytes, 1 << 16), delimiter, encoding):
@@ -94,7 +93,9 @@ class Tally:
     by_rule: dict[str, int] = field(default_factory=dict)
     seen_ids: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.uint64))  # sorted id hashes
     drift_counts: dict[str, np.ndarray] = field(default_factory=dict)
-    values: dict[str, list[np.ndarray]] = field(default_factory=lambda: {"pd": [], "score": [], "credit_limit": []})
+    values: dict[str, Reservoir] = field(
+        default_factory=lambda: {k: Reservoir() for k in ("pd", "score", "credit_limit")}
+    )
     seconds: dict[str, float] = field(
         default_factory=lambda: {"read": 0.0, "validate": 0.0, "score": 0.0, "write": 0.0}
     )
@@ -116,30 +117,71 @@ def reject_repeated_ids(checked: ValidationResult, seen: np.ndarray) -> tuple[Va
         return checked, seen
     hashes = pd.util.hash_array(valid["applicant_id"].astype(str).to_numpy())
     pos = np.searchsorted(seen, hashes)
-    repeated = (pos < len(seen)) & (seen[np.minimum(pos, len(seen) - 1)] == hashes) if len(seen) else np.zeros(len(valid), bool)
+    repeated = (
+        (pos < len(seen)) & (seen[np.minimum(pos, len(seen) - 1)] == hashes)
+        if len(seen)
+        else np.zeros(len(valid), bool)
+    )
     seen = np.union1d(seen, hashes[~repeated])
     if not repeated.any():
         return checked, seen
     dupes = valid.loc[repeated]
-    extra = pd.DataFrame({"row_number": dupes["row_number"].to_numpy(), "applicant_id": dupes["applicant_id"].to_numpy(),
-                          "column": "applicant_id", "rule": "unique", "value": dupes["applicant_id"].astype(str).to_numpy()})
-    rejects = pd.concat([checked.rejects, extra], ignore_index=True).sort_values("row_number", kind="stable", ignore_index=True)
+    extra = pd.DataFrame(
+        {
+            "row_number": dupes["row_number"].to_numpy(),
+            "applicant_id": dupes["applicant_id"].to_numpy(),
+            "column": "applicant_id",
+            "rule": "unique",
+            "value": dupes["applicant_id"].astype(str).to_numpy(),
+        }
+    )
+    rejects = pd.concat([checked.rejects, extra], ignore_index=True).sort_values(
+        "row_number", kind="stable", ignore_index=True
+    )
     return replace(checked, valid=valid.loc[~repeated].reset_index(drop=True), rejects=rejects), seen
 
 
-def _distribution(chunks: list[np.ndarray]) -> dict:
-    if not chunks:
-        return {}
-    v = np.concatenate(chunks)
-    qs = np.quantile(v, [0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99])
-    return {
-        "mean": float(v.mean()),
-        "min": float(v.min()),
-        "max": float(v.max()),
-        **{
-            f"p{int(q * 100):02d}": float(x) for q, x in zip([0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99], qs, strict=True)
-        },
-    }
+QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
+
+
+class Reservoir:
+    """Exact mean, min and max plus quantiles from a uniform sample of at most `size` values.
+
+    Keeps memory flat however many rows a job scores; below `size` rows the quantiles are exact.
+    """
+
+    def __init__(self, size: int = 200_000, seed: int = 0) -> None:
+        self.size, self.rng = size, np.random.default_rng(seed)
+        self.sample = np.empty(0)
+        self.seen, self.total = 0, 0.0
+        self.low, self.high = np.inf, -np.inf
+
+    def add(self, values: np.ndarray) -> None:
+        if not len(values):
+            return
+        self.total += float(values.sum())
+        self.low, self.high = min(self.low, float(values.min())), max(self.high, float(values.max()))
+        room = self.size - len(self.sample)
+        if room > 0:
+            self.sample = np.concatenate([self.sample, values[:room]])
+        rest = values[max(room, 0) :]
+        if len(rest):  # algorithm R, vectorised: value i replaces a random slot with probability size / (index + 1)
+            index = self.seen + max(room, 0) + np.arange(len(rest))
+            slots = (self.rng.random(len(rest)) * (index + 1)).astype(np.int64)
+            keep = slots < self.size
+            self.sample[slots[keep]] = rest[keep]
+        self.seen += len(values)
+
+    def summary(self) -> dict:
+        if not self.seen:
+            return {}
+        qs = np.quantile(self.sample, QUANTILES)
+        return {
+            "mean": self.total / self.seen,
+            "min": self.low,
+            "max": self.high,
+            **{f"p{int(q * 100):02d}": float(x) for q, x in zip(QUANTILES, qs, strict=True)},
+        }
 
 
 def _progress(enabled: bool):
@@ -206,8 +248,8 @@ def score_file(
                         if name in scorer.reference:
                             tally.add_drift(name, X[:, i], scorer.reference[name])
                     tally.add_drift("__score__", scored["score"].to_numpy(), scorer.reference["__score__"])
-                    for key in tally.values:
-                        tally.values[key].append(scored[key].to_numpy(dtype=float))
+                    for key, reservoir in tally.values.items():
+                        reservoir.add(scored[key].to_numpy(dtype=float))
                     tally.approved += int((scored["decision"] == "approve").sum())
                 tally.seconds["score"] += time.perf_counter() - t
                 t = time.perf_counter()
@@ -298,9 +340,9 @@ def _summary(
         "rows_rejected": tally.rows_rejected,
         "rejected_by_rule": dict(sorted(tally.by_rule.items(), key=lambda kv: -kv[1])),
         "approval_rate": tally.approved / tally.rows_scored if tally.rows_scored else None,
-        "pd": _distribution(tally.values["pd"]),
-        "score": _distribution(tally.values["score"]),
-        "credit_limit": _distribution(tally.values["credit_limit"]),
+        "pd": tally.values["pd"].summary(),
+        "score": tally.values["score"].summary(),
+        "credit_limit": tally.values["credit_limit"].summary(),
         "drift_psi": drift,
         "drift_warnings": sorted(k for k, v in drift.items() if warn < v <= alert),
         "drift_alerts": sorted(k for k, v in drift.items() if v > alert),

@@ -252,3 +252,20 @@ def test_an_id_repeated_in_a_later_chunk_is_rejected(trained, contract_rows, tmp
     assert summary["rows_in"] == 300 and summary["rows_rejected"] == 1 and summary["rows_scored"] == 299
     assert rejects[["row_number", "column", "rule"]].values.tolist() == [[251, "applicant_id", "unique"]]
     assert pd.read_parquet(tmp_path / "out.parquet")["applicant_id"].is_unique
+
+
+def test_reservoir_is_exact_below_its_size_and_bounded_above():
+    from pipeline.scoring import Reservoir
+
+    values = np.arange(1000, dtype=float)
+    small = Reservoir(size=5000)
+    for part in np.array_split(values, 7):
+        small.add(part)
+    s = small.summary()
+    assert s["p50"] == np.quantile(values, 0.5) and s["min"] == 0 and s["max"] == 999 and s["mean"] == 499.5
+    big = Reservoir(size=500, seed=1)
+    stream = np.random.default_rng(2).random(200_000)
+    for part in np.array_split(stream, 40):
+        big.add(part)
+    assert len(big.sample) == 500 and big.seen == 200_000
+    assert abs(big.summary()["p50"] - 0.5) < 0.06 and abs(big.summary()["mean"] - stream.mean()) < 1e-9
