@@ -122,7 +122,9 @@ def reject_repeated_ids(checked: ValidationResult, seen: np.ndarray) -> tuple[Va
         if len(seen)
         else np.zeros(len(valid), bool)
     )
-    seen = np.union1d(seen, hashes[~repeated])
+    fresh = np.unique(hashes[~repeated])
+    seen = np.concatenate([seen, fresh])
+    seen.sort(kind="stable")  # two sorted runs: timsort merges them in linear time
     if not repeated.any():
         return checked, seen
     dupes = valid.loc[repeated]
