@@ -163,7 +163,7 @@ def bench_model(scorer, valid: pd.DataFrame, rows: int, seed: int = 42) -> PDMod
         **_base_params(BENCH_PARAMS, seed),
         "objective": "binary",
         "monotone_constraints": monotone_constraints(specs, True),
-        "monotone_constraints_method": "advanced",
+        "monotone_constraints_method": "intermediate",
     }
     cats = [i for i, s in enumerate(specs) if s.categorical]
     data = lgb.Dataset(X[:cut], y[:cut], feature_name=scorer.feature_names, categorical_feature=cats)

@@ -130,11 +130,15 @@ def _edges(reference: np.ndarray, bins: int) -> np.ndarray:
 
 
 def bin_shares(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """Share of values per bin (right-closed), with one extra last bin for missing values."""
+    """Share of values per bin ([a, b), the last closed, as np.histogram), plus a last bin for missing values.
+
+    One searchsorted and one bincount: NaN sorts past every edge, straight into the missing bin.
+    """
     values = np.asarray(values, dtype=float)
-    missing = np.isnan(values)
-    counts = np.histogram(values[~missing], bins=edges)[0] if (~missing).any() else np.zeros(len(edges) - 1)
-    counts = np.r_[counts, missing.sum()]
+    edges = np.asarray(edges, dtype=float)
+    idx = np.searchsorted(edges, values, side="right") - 1
+    idx[values == edges[-1]] = len(edges) - 2  # the last bin is closed on the right
+    counts = np.bincount(idx, minlength=len(edges))[: len(edges)]
     return counts / max(len(values), 1)
 
 
