@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.config import ContractConfig, FeatureConfig, PolicyConfig, ScorecardConfig
-from pipeline.features import FeatureSpec, compute_features, feature_dictionary
+from pipeline.features import FeatureSpec, compute_features, feature_dictionary, living_cost
 from pipeline.models import LimitModel, PDModel, to_matrix
 from pipeline.policy import PolicyInputs, decide
 from pipeline.reasons import top_reasons
@@ -144,7 +144,7 @@ class Scorer:
             return valid[name].to_numpy(dtype=float) if name in valid else np.full(n, np.nan)
 
         income, debt = col("monthly_income"), col("monthly_debt_payments")
-        residual = income - debt - (self.features_cfg.living_cost_base + self.features_cfg.living_cost_per_dependent * np.nan_to_num(col("dependents")))
+        residual = income - debt - np.asarray(living_cost(valid, self.features_cfg), dtype=float)
         recent = np.nan_to_num(col("delinquencies_90d")) > 0
         status_cols = [c for c in valid.columns if c.startswith("repayment_status_m")]
         if status_cols:
