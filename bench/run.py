@@ -44,7 +44,7 @@ import pyarrow.csv as pacsv  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
 from pipeline.attribution import agreement, exact  # noqa: E402
-from pipeline.config import SyntheticSource, load_config, parse_config  # noqa: E402
+from pipeline.config import ScoringConfig, SyntheticSource, load_config, parse_config  # noqa: E402
 from pipeline.metrics import reference_distribution  # noqa: E402
 from pipeline.models import PDModel, _base_params, fit_calibrator, monotone_constraints, threads  # noqa: E402
 from pipeline.reasons import top_reasons  # noqa: E402
@@ -416,7 +416,7 @@ def report(res: dict, command: str) -> str:
         f"| k = 3 | {ag['top1']:.1%} | {ag['topk_set']:.1%} | {ag['topk_order']:.1%} | {ag['top1_in_topk']:.1%} |",
         f"| k = 4 (the pipeline's default) | {ag4['top1']:.1%} | {ag4['topk_set']:.1%} | {ag4['topk_order']:.1%} | {ag4['top1_in_topk']:.1%} |",
         "",
-        "## Batch job (`pipeline.scoring.score_file`, chunks of 200,000 rows, one process per job)",
+        f"## Batch job (`pipeline.scoring.score_file`, chunks of {ScoringConfig().chunk_rows:,} rows, one process per job)",
         "",
         "rows/s is rows in / the job's own total time (read, validate, features, PD, limit, reason codes for every "
         "row, policy, drift, write); process wall adds interpreter start and model load.",

@@ -299,7 +299,7 @@ class RegistryConfig(Strict):
 
 
 class ScoringConfig(Strict):
-    chunk_rows: int = Field(200_000, ge=1)
+    chunk_rows: int = Field(100_000, ge=1)  # peak memory grows ~4 KB per chunk row (measured)
     reason_codes: int = Field(4, ge=0, le=10)
     psi_warn: float = 0.1
     psi_alert: float = 0.25
