@@ -12,10 +12,12 @@ from __future__ import annotations
 import json
 import logging
 import os
+import queue
 import sys
+import threading
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, closing
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -196,6 +198,68 @@ def _progress(enabled: bool):
     )
 
 
+def _prepared(input_path: Path, chunk_rows: int, source: FileSource | None, scorer: Scorer, tally: Tally):
+    """Read, map, validate and build the feature matrix of each chunk, in order (the producer side)."""
+    t = time.perf_counter()
+    for chunk in read_chunks(input_path, chunk_rows, source):
+        tally.seconds["read"] += time.perf_counter() - t
+        offset = tally.rows_in
+        tally.rows_in += len(chunk)
+        if offset == 0 and source is not None and set(scorer.required_columns) <= set(chunk.columns):
+            log.info("%s is already in contract columns: the source mapping is not applied", input_path)
+            source = None
+        if source is not None:
+            chunk = apply_mapping(chunk, source, str(input_path), optional=TARGETS, row_offset=offset)
+        t = time.perf_counter()
+        checked = scorer.validate(chunk, str(input_path), row_offset=offset, allow_all_rejected=True)
+        checked, tally.seen_ids = reject_repeated_ids(checked, tally.seen_ids)
+        X = scorer.matrix(checked.valid) if checked.rows_valid else None
+        tally.seconds["validate"] += time.perf_counter() - t
+        yield len(chunk), checked, X
+        t = time.perf_counter()
+
+
+def prefetch(items: Iterator, depth: int = 1) -> Iterator:
+    """Produce the next item in a background thread while the caller works on this one.
+
+    The tree kernels release the GIL, so validating chunk i+1 overlaps with scoring chunk i.
+    Exceptions from the producer are raised in the caller, in order; closing the iterator
+    (the caller failed or stopped) stops the producer.
+    """
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def produce():
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        q.put((item, None), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put((done, None))
+        except BaseException as err:  # noqa: BLE001 - handed to the consumer
+            q.put((done, err))
+
+    worker = threading.Thread(target=produce, name="score-prefetch", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item, err = q.get()
+            if err is not None:
+                raise err
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()
+        worker.join(timeout=5)
+
+
 def score_file(
     model_uri: str,
     input_path: str | Path,
@@ -226,24 +290,11 @@ def score_file(
             if bar is not None:
                 stack.enter_context(bar)
                 task = bar.add_task("score", total=None)
-            t = time.perf_counter()
-            for chunk in read_chunks(input_path, chunk_rows, source):
-                tally.seconds["read"] += time.perf_counter() - t
-                offset = tally.rows_in
-                tally.rows_in += len(chunk)
-                if offset == 0 and source is not None and set(scorer.required_columns) <= set(chunk.columns):
-                    log.info("%s is already in contract columns: the source mapping is not applied", input_path)
-                    source = None
-                if source is not None:
-                    chunk = apply_mapping(chunk, source, str(input_path), optional=TARGETS, row_offset=offset)
-                t = time.perf_counter()
-                checked = scorer.validate(chunk, str(input_path), row_offset=offset, allow_all_rejected=True)
-                checked, tally.seen_ids = reject_repeated_ids(checked, tally.seen_ids)
-                tally.seconds["validate"] += time.perf_counter() - t
+            chunks = stack.enter_context(closing(prefetch(_prepared(input_path, chunk_rows, source, scorer, tally))))
+            for n_rows, checked, X in chunks:
                 t = time.perf_counter()
                 scored = None
                 if checked.rows_valid:
-                    X = scorer.matrix(checked.valid)
                     scored = scorer.score_valid(checked.valid, X)
                     scored.insert(0, "row_number", checked.valid["row_number"].to_numpy())
                     for i, name in enumerate(scorer.feature_names):
@@ -282,8 +333,7 @@ def score_file(
                         tally.by_rule[key] = tally.by_rule.get(key, 0) + count
                 tally.seconds["write"] += time.perf_counter() - t
                 if bar is not None:
-                    bar.update(task, advance=len(chunk))
-                t = time.perf_counter()
+                    bar.update(task, advance=n_rows)
         if tally.rows_in == 0:
             raise DataContractError(f"{input_path}: no data rows (the input is empty or has only a header)")
         _publish(tmp_rej, rejects_path, REJECT_COLUMNS)
