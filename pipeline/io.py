@@ -85,7 +85,12 @@ def _is_gzip(path: Path) -> bool:
 
 def csv_row_bytes(path: str | Path, delimiter: str = ",", encoding: str = "utf-8") -> int:
     """Average bytes per data row in the first 64 KiB: sizes read blocks so a chunk is about N rows."""
-    head = _open_text_head(Path(path), encoding)
+    path = Path(path)
+    try:
+        with _csv_input(path) as stream:
+            head = stream.read(1 << 16)
+    except _READ_ERRORS as err:
+        raise _read_error(path, err) from None
     lines = head.splitlines()[1:-1]  # skip the header and a possibly cut last line
     if not lines:
         return max(16 * len(csv_header(path, delimiter, encoding)), 64)
@@ -181,15 +186,42 @@ def read_csv_text(path: str | Path, delimiter: str = ",", encoding: str = "utf-8
 def iter_csv_text(
     path: str | Path, chunk_bytes: int, delimiter: str = ",", encoding: str = "utf-8"
 ) -> Iterator[pd.DataFrame]:
-    """Stream a CSV in blocks of about chunk_bytes, as text columns."""
+    """Stream a CSV in blocks of about chunk_bytes, as text columns, holding one block at a time.
+
+    The file is cut at line ends and each block parsed on its own: Arrow's streaming CSV
+    reader buffered the whole file ahead of the consumer (measured: 700 MB allocated for a
+    650 MB file), which defeats bounded memory. Rows never span lines
+    (`newlines_in_values` is off), so a line end is always a row boundary.
+    """
     path = Path(path)
-    read, parse, convert = _csv_options(path, delimiter, encoding, chunk_bytes)
+    read, parse, convert = _csv_options(path, delimiter, encoding, None)
+    read = pacsv.ReadOptions(
+        encoding=encoding, column_names=csv_header(path, delimiter, encoding), block_size=max(2 * chunk_bytes, 1 << 20)
+    )
     try:
         with _csv_input(path) as stream:
-            reader = pacsv.open_csv(stream, read_options=read, parse_options=parse, convert_options=convert)
-            for batch in reader:
-                if batch.num_rows:
-                    yield text_frame(batch)
+            carry, first = b"", True
+            while True:
+                data = stream.read(chunk_bytes)
+                buf = carry + data
+                if data:
+                    cut = buf.rfind(b"\n")
+                    if cut < 0:  # no line end yet: keep reading
+                        carry = buf
+                        continue
+                    block, carry = buf[: cut + 1], buf[cut + 1 :]
+                else:  # end of file: whatever is left is the last row
+                    block, carry = buf, b""
+                if first:  # the header line; its names are already in `read`
+                    block, first = block[block.find(b"\n") + 1 :] if b"\n" in block else b"", False
+                if block.strip():
+                    table = pacsv.read_csv(
+                        pa.py_buffer(block), read_options=read, parse_options=parse, convert_options=convert
+                    )
+                    if table.num_rows:
+                        yield text_frame(table)
+                if not data:
+                    return
     except _READ_ERRORS as err:
         raise _read_error(path, err) from None
 
@@ -207,7 +239,9 @@ def iter_parquet(path: str | Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
     path = Path(path)
     _check_exists(path)
     try:
-        pf = pq.ParquetFile(path)
+        pf = pq.ParquetFile(
+            path, pre_buffer=False, buffer_size=1 << 20
+        )  # pre-buffering kept every row group read (measured)
         for batch in pf.iter_batches(batch_size=chunk_rows):
             yield batch.to_pandas()
     except (pa.ArrowInvalid, OSError) as err:

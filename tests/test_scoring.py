@@ -269,3 +269,20 @@ def test_reservoir_is_exact_below_its_size_and_bounded_above():
         big.add(part)
     assert len(big.sample) == 500 and big.seen == 200_000
     assert abs(big.summary()["p50"] - 0.5) < 0.06 and abs(big.summary()["mean"] - stream.mean()) < 1e-9
+
+
+def test_csv_stream_without_final_newline_and_gzip_loses_no_row(tmp_path):
+    from pipeline.io import iter_csv_text
+
+    lines = ["applicant_id,age"] + [f"A{i},{20 + i % 50}" for i in range(2500)]
+    plain = tmp_path / "x.csv"
+    plain.write_text("\n".join(lines))  # no newline after the last row
+    zipped = tmp_path / "x.csv.gz"
+    with gzip.open(zipped, "wt") as f:
+        f.write("\n".join(lines) + "\n")
+    for path in (plain, zipped):
+        blocks = list(iter_csv_text(path, 1000))  # ~100 rows per block
+        frame = pd.concat(blocks, ignore_index=True)
+        assert len(blocks) > 10 and len(frame) == 2500, path
+        assert frame["applicant_id"].tolist() == [f"A{i}" for i in range(2500)]
+        assert frame["age"].iloc[-1] == str(20 + 2499 % 50)
