@@ -206,8 +206,11 @@ def build_parser() -> argparse.ArgumentParser:
     stage(
         "quality", cmd_quality, "Compare the PD model with logistic and default-LightGBM baselines on the same splits."
     )
-    p = sub.add_parser("docs", help="Regenerate docs/features.md and docs/data-contract.md from the code.",
-                       description="Regenerate docs/features.md and docs/data-contract.md (for the default config).")
+    p = sub.add_parser(
+        "docs",
+        help="Regenerate docs/features.md and docs/data-contract.md from the code.",
+        description="Regenerate docs/features.md and docs/data-contract.md (for the default config).",
+    )
     p.set_defaults(func=cmd_docs)
 
     p = sub.add_parser(

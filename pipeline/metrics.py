@@ -180,13 +180,6 @@ def reference_distribution(values: np.ndarray, bins: int = 10) -> dict:
     return {"edges": edges.tolist(), "shares": bin_shares(values, edges).tolist()}
 
 
-def psi_against(reference: dict, values: np.ndarray) -> float:
-    return psi_from_shares(np.asarray(reference["shares"]), bin_shares(values, np.asarray(reference["edges"])))
-
-
-# ---------------------------------------------------------------- score bands, lift and gains
-
-
 def score_bands(y: np.ndarray, score: np.ndarray, bands: int = 10) -> pd.DataFrame:
     """Equal-count score bands, riskiest (lowest score) first: count, defaults, bad rate, cumulative shares, lift.
 

@@ -229,7 +229,3 @@ def train_limit(X, limit, Xv, limit_v, specs: list[FeatureSpec], cfg: LimitModel
         objective,
     )
     return LimitModel(_refit_to_best(booster), [s.name for s in specs], cfg.alpha)
-
-
-def model_inputs(booster: lgb.Booster) -> list[str]:
-    return list(booster.feature_name())

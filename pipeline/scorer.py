@@ -58,13 +58,29 @@ class Scorer:
 
     @property
     def output_columns(self) -> list[str]:
-        return OUTPUT_BASE + [f"reason_{i}" for i in range(1, self.reason_k + 1)] + [
-            "decision_reasons", "model_name", "model_version"]
+        return (
+            OUTPUT_BASE
+            + [f"reason_{i}" for i in range(1, self.reason_k + 1)]
+            + ["decision_reasons", "model_name", "model_version"]
+        )
 
-    def validate(self, df: pd.DataFrame, origin: str, row_offset: int = 0, budget: float | None = None,
-                 allow_all_rejected: bool = False) -> ValidationResult:
-        return validate_frame(df, self.contract, origin, required=self.required_columns, rejection_budget=budget,
-                              row_offset=row_offset, allow_all_rejected=allow_all_rejected)
+    def validate(
+        self,
+        df: pd.DataFrame,
+        origin: str,
+        row_offset: int = 0,
+        budget: float | None = None,
+        allow_all_rejected: bool = False,
+    ) -> ValidationResult:
+        return validate_frame(
+            df,
+            self.contract,
+            origin,
+            required=self.required_columns,
+            rejection_budget=budget,
+            row_offset=row_offset,
+            allow_all_rejected=allow_all_rejected,
+        )
 
     def score_all(self, df: pd.DataFrame, origin: str = "input") -> pd.DataFrame:
         """One output row per input row, in input order: scores, or decision 'rejected' with the failed rules.
@@ -79,7 +95,8 @@ class Scorer:
             out.iloc[result.valid["row_number"].to_numpy() - 1] = scored[self.output_columns].to_numpy(dtype=object)
         if len(result.rejects):
             why = result.rejects.groupby("row_number").apply(
-                lambda g: "; ".join(g["column"] + ": " + g["rule"]), include_groups=False)
+                lambda g: "; ".join(g["column"] + ": " + g["rule"]), include_groups=False
+            )
             pos = why.index.to_numpy() - 1
             ids = df["applicant_id"].astype(object).to_numpy()[pos] if "applicant_id" in df else None
             out.loc[pos, "applicant_id"] = ids

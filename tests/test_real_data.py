@@ -61,8 +61,14 @@ def test_scoring_raw_taiwan_with_one_percent_mangled_rows_loses_nothing(taiwan, 
     assert summary["rows_rejected"] == 300
     rejects = pd.read_parquet(tmp_path / "scores.rejects.parquet")
     assert sorted(rejects["row_number"].unique()) == list(bad + 1)
-    assert {"age: type:int", "revolving_limit: min(0)", "repayment_status_m1: range(-2..9)",
-            "payment_amount_m1: min(0)", "education: allowed_values", "statement_balance_m3: type:float"} <= set(summary["rejected_by_rule"])
+    assert {
+        "age: type:int",
+        "revolving_limit: min(0)",
+        "repayment_status_m1: range(-2..9)",
+        "payment_amount_m1: min(0)",
+        "education: allowed_values",
+        "statement_balance_m3: type:float",
+    } <= set(summary["rejected_by_rule"])
     scores = pd.read_parquet(out)
     assert len(scores) == 29_700 and not set(scores["row_number"]) & set(bad + 1)
     assert json.loads((tmp_path / "scores.summary.json").read_text())["rows_rejected"] == 300
