@@ -20,9 +20,8 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from pipeline.config import Config
 from pipeline.features import FeatureSpec, categories, compute_features
 from pipeline.metrics import discrimination, limit_errors
-from pipeline.models import threads, to_matrix, train_pd
-from pipeline.splits import cv_folds, stratified_split
-from pipeline.train import LIMIT, TARGET, choose_features, fit
+from pipeline.models import threads, to_matrix
+from pipeline.train import LIMIT, TARGET, choose_features, cv_pd_models, fit
 
 
 def logistic_baseline(X: np.ndarray, y: np.ndarray, X_test: np.ndarray, specs: list[FeatureSpec]) -> np.ndarray:
@@ -113,8 +112,8 @@ def _limit_comparison(valid: pd.DataFrame, result) -> dict:
     }
 
 
-def cv_comparison(valid: pd.DataFrame, cfg: Config, folds: int) -> dict:
-    """k-fold AUC of the pipeline recipe and both baselines on the same folds."""
+def cv_comparison(valid: pd.DataFrame, cfg: Config) -> dict:
+    """k-fold AUC (cfg.split.cv_folds) of the pipeline recipe and both baselines on the same folds."""
     valid = valid[valid[TARGET].notna()].reset_index(drop=True)
     X, y, specs = _matrix(valid, cfg)
     scores: dict[str, list[float]] = {
@@ -122,10 +121,7 @@ def cv_comparison(valid: pd.DataFrame, cfg: Config, folds: int) -> dict:
         "logistic regression (standardised)": [],
         "LightGBM, default parameters": [],
     }
-    shares = [cfg.split.train, cfg.split.validation, cfg.split.calibration]
-    for k, (train_idx, test_idx) in enumerate(cv_folds(y, folds, cfg.split.seed)):
-        tr, va, ca = stratified_split(train_idx, y[train_idx], [s / sum(shares) for s in shares], cfg.split.seed + k)
-        model, _ = train_pd(X[tr], y[tr], X[va], y[va], X[ca], y[ca], specs, cfg.pd_model, cfg.seed)
+    for train_idx, test_idx, model in cv_pd_models(X, y, specs, cfg):
         for name, p in (
             ("pipeline PD model", model.predict(X[test_idx])),
             ("logistic regression (standardised)", logistic_baseline(X[train_idx], y[train_idx], X[test_idx], specs)),

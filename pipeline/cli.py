@@ -135,7 +135,7 @@ def cmd_quality(args):
         stages.validate(cfg)
     valid = read_parquet(p.valid)
     holdout = holdout_comparison(valid, cfg)
-    cv = cv_comparison(valid, cfg, cfg.split.cv_folds) if cfg.split.cv_folds else None
+    cv = cv_comparison(valid, cfg) if cfg.split.cv_folds else None
     text = markdown(cfg.name, holdout, cv)
     (p.root / "quality.md").write_text(text)
     (p.root / "quality.json").write_text(json.dumps({"holdout": holdout, "cv": cv}, indent=2, default=str))

@@ -132,13 +132,20 @@ def fit(frame: pd.DataFrame, cfg: Config) -> TrainResult:
     return TrainResult(scorer, parts, how, metrics, test_scores, notes, search)
 
 
-def cross_validate(X: np.ndarray, y: np.ndarray, specs: list[FeatureSpec], cfg: Config) -> dict[str, float]:
-    """k-fold AUC of the full PD recipe (early stopping and calibration inside each training fold)."""
-    aucs = []
+def cv_pd_models(X: np.ndarray, y: np.ndarray, specs: list[FeatureSpec], cfg: Config):
+    """Per fold: (training rows, held-out rows, PD model fitted with the full recipe on the training rows).
+
+    Early stopping and calibration use an inner split of each training fold, so the
+    held-out fold is never seen before it is scored.
+    """
+    shares = [cfg.split.train, cfg.split.validation, cfg.split.calibration]
     for k, (train_idx, test_idx) in enumerate(cv_folds(y, cfg.split.cv_folds, cfg.split.seed)):
-        shares = [cfg.split.train, cfg.split.validation, cfg.split.calibration]
-        inner = stratified_split(train_idx, y[train_idx], [s / sum(shares) for s in shares], cfg.split.seed + k)
-        tr, va, ca = inner
+        tr, va, ca = stratified_split(train_idx, y[train_idx], [s / sum(shares) for s in shares], cfg.split.seed + k)
         model, _ = train_pd(X[tr], y[tr], X[va], y[va], X[ca], y[ca], specs, cfg.pd_model, cfg.seed)
-        aucs.append(roc_auc_score(y[test_idx], model.predict(X[test_idx])))
+        yield train_idx, test_idx, model
+
+
+def cross_validate(X: np.ndarray, y: np.ndarray, specs: list[FeatureSpec], cfg: Config) -> dict[str, float]:
+    """k-fold AUC of the full PD recipe."""
+    aucs = [roc_auc_score(y[te], model.predict(X[te])) for _, te, model in cv_pd_models(X, y, specs, cfg)]
     return {"cv_roc_auc_mean": float(np.mean(aucs)), "cv_roc_auc_std": float(np.std(aucs)), "cv_folds": len(aucs)}

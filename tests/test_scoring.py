@@ -158,27 +158,20 @@ def model_folder(trained, tmp_path_factory):
     return folder / "model"
 
 
+def score_cli(tmp_path, model, inp, out, *extra, wait=True):
+    """`python -m pipeline score` in its own process, tracking to a store inside tmp_path."""
+    args = [sys.executable, "-m", "pipeline", "score", "--model", str(model), "--input", str(inp), "--output", str(out)]
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'm.db'}"}
+    if not wait:
+        return subprocess.Popen(
+            [*args, *extra], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+    return subprocess.run([*args, *extra], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+
+
 def test_local_model_folder_scores_from_the_cli(model_folder, contract_rows, tmp_path):
     inp = write_csv(contract_rows.head(200), tmp_path / "in.csv")
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pipeline",
-            "score",
-            "--model",
-            str(model_folder),
-            "--input",
-            str(inp),
-            "--output",
-            str(tmp_path / "out.parquet"),
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'm.db'}"},
-        timeout=300,
-    )
+    proc = score_cli(tmp_path, model_folder, inp, tmp_path / "out.parquet")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert json.loads(proc.stdout)["rows_scored"] == 200
     assert "scoring" not in proc.stderr  # no progress bar when stderr is not a terminal
@@ -187,23 +180,9 @@ def test_local_model_folder_scores_from_the_cli(model_folder, contract_rows, tmp
 def test_exit_codes_for_unusable_input_and_missing_model(model_folder, tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("a;b;c\n1;2;3\n")
-    common = ["--output", str(tmp_path / "o.parquet")]
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'm.db'}"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "pipeline", "score", "--model", str(model_folder), "--input", str(bad), *common],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
+    proc = score_cli(tmp_path, model_folder, bad, tmp_path / "o.parquet")
     assert proc.returncode == 3 and "applicant_id" in proc.stderr and "delimiter" in proc.stderr
-    proc = subprocess.run(
-        [sys.executable, "-m", "pipeline", "score", "--model", str(tmp_path / "nope"), "--input", str(bad), *common],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
+    proc = score_cli(tmp_path, tmp_path / "nope", bad, tmp_path / "o.parquet")
     assert proc.returncode == 5 and "not found" in proc.stderr
 
 
@@ -213,26 +192,7 @@ def test_a_job_killed_during_the_write_leaves_no_output(model_folder, contract_r
     inp = tmp_path / "big.parquet"
     big.to_parquet(inp)
     out = tmp_path / "out.parquet"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "pipeline",
-            "score",
-            "--model",
-            str(model_folder),
-            "--input",
-            str(inp),
-            "--output",
-            str(out),
-            "--chunk-rows",
-            "2000",
-        ],
-        cwd=tmp_path,
-        env={**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'm.db'}"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = score_cli(tmp_path, model_folder, inp, out, "--chunk-rows", "2000", wait=False)
     deadline = time.monotonic() + 120
     while not list(tmp_path.glob(".out.parquet.tmp-*")):
         assert proc.poll() is None and time.monotonic() < deadline, "job ended before it started writing"
