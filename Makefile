@@ -12,11 +12,15 @@ PYTEST_ARGS ?=
 
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: help setup run ingest validate features train evaluate report register promote rollback history score quality \
-        test test-fast lint format docs bench ui clean
+.PHONY: help setup run $(STAGES) report promote rollback history quality test test-fast lint format docs bench ui clean
+
+# Stage names and their help come from the stage table (pipeline/stages/__init__.py), the one place
+# the stage order is written; importing it needs no installed package.
+STAGES := $(shell $(PYTHON) -m pipeline.stages)
 
 help:
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
+	@{ $(PYTHON) -m pipeline.stages help | sed 's/^/make /'; \
+	   grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/; s/^/make /'; } | column -t -s "$$(printf '\t')"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,28 +30,14 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP) ## create .venv and install the project with the dev extra
 
-run: $(STAMP) ## all stages end to end on CONFIG, then score with the champion
+run: $(STAMP) ## every stage in order on CONFIG, ending with scoring by the champion
 	$(PIPE) run --config $(CONFIG)
 
-ingest: $(STAMP) ## read or generate the source, mapped onto the contract
-	$(PIPE) ingest --config $(CONFIG)
+# make <stage>: that stage and the ones before it, skipping those already up to date.
+$(filter-out score,$(STAGES)): $(STAMP)
+	$(PIPE) run --config $(CONFIG) --to $@ --resume
 
-validate: ingest ## validate against the data contract; quarantine bad rows
-	$(PIPE) validate --config $(CONFIG)
-
-features: validate ## affordability features and the skipped-feature report
-	$(PIPE) features --config $(CONFIG)
-
-train: features ## train PD and limit models; log an MLflow run
-	$(PIPE) train --config $(CONFIG)
-
-evaluate: $(STAMP) ## evaluate the last trained run on its holdout (after train)
-	$(PIPE) evaluate --config $(CONFIG)
-
-report: evaluate ## HTML evaluation report with plots, logged to the run
-
-register: $(STAMP) ## register the scoring artifact as challenger and run the promotion gate (after evaluate)
-	$(PIPE) register --config $(CONFIG)
+report: evaluate ## the HTML evaluation report (written by evaluate)
 
 promote: $(STAMP) ## force VERSION to champion: make promote VERSION=3 REASON="..."
 	$(PIPE) promote --config $(CONFIG) --version "$(VERSION)" --reason "$(REASON)"
@@ -58,7 +48,7 @@ rollback: $(STAMP) ## move champion back to the previous champion version
 history: $(STAMP) ## alias history (audit trail) of the registered model
 	$(PIPE) history --config $(CONFIG)
 
-score: $(STAMP) ## batch-score INPUT to OUTPUT with MODEL (defaults: the config's champion, its ingested file)
+score: $(STAMP)
 	$(PIPE) score --config $(CONFIG) $(if $(MODEL),--model "$(MODEL)") $(if $(INPUT),--input "$(INPUT)") $(if $(OUTPUT),--output "$(OUTPUT)")
 
 test: $(STAMP) ## the test suite

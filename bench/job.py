@@ -1,7 +1,7 @@
 """One batch-scoring job, run in its own process so its peak RSS is its own.
 
 `python -m bench.job SCORER.pkl INPUT OUTPUT` scores INPUT with the pickled Scorer through
-`pipeline.scoring.score_file` (the production batch job, default config) and prints the
+`pipeline.batch.job.score_file` (the production batch job, default config) and prints the
 job summary as JSON, plus this process's peak RSS (VmHWM).
 """
 
@@ -30,7 +30,7 @@ def peak_rss_mb() -> float:
 def main(argv: list[str]) -> int:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     warnings.filterwarnings("ignore")
-    from pipeline.scoring import score_file
+    from pipeline.batch.job import score_file
 
     scorer_path, input_path, output_path = argv
     with open(scorer_path, "rb") as fh:

@@ -7,9 +7,9 @@
 What it measures, on one PD model of 200 trees x 31 leaves (no early stopping) trained on
 the synthetic contract data's ~30 features:
 - bare `Booster.predict` and `pred_contrib` rows/s (the issue's baselines), against the
-  compiled forest (`pipeline.treeeval`): margin, and margin + reason-code attribution;
+  compiled forest (`pipeline.decision.forest`): margin, and margin + reason-code attribution;
 - agreement of the reason codes with exact TreeSHAP and the largest PD difference to LightGBM;
-- the whole batch job (`pipeline.scoring.score_file`: read, validate, features, PD, limit,
+- the whole batch job (`pipeline.batch.job.score_file`: read, validate, features, PD, limit,
   reason codes, write) from Parquet and CSV at each size, each in its own process for its
   peak RSS;
 - validation and feature time per 1M rows, training time on 1M synthetic rows and on Taiwan.
@@ -43,16 +43,19 @@ import pyarrow as pa  # noqa: E402
 import pyarrow.csv as pacsv  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
-from pipeline.attribution import agreement, exact  # noqa: E402
 from pipeline.config import ScoringConfig, SyntheticSource, load_config, parse_config  # noqa: E402
-from pipeline.metrics import reference_distribution  # noqa: E402
-from pipeline.models import PDModel, _base_params, fit_calibrator, monotone_constraints, threads  # noqa: E402
-from pipeline.reasons import top_reasons  # noqa: E402
-from pipeline.sources import load_source  # noqa: E402
-from pipeline.sources.synthetic import generate  # noqa: E402
-from pipeline.train import fit  # noqa: E402
-from pipeline.treeeval import Forest  # noqa: E402
-from pipeline.validate import validate_frame  # noqa: E402
+from pipeline.data.sources import load_source  # noqa: E402
+from pipeline.data.sources.synthetic import generate  # noqa: E402
+from pipeline.data.validate import validate_frame  # noqa: E402
+from pipeline.decision.forest import Forest  # noqa: E402
+from pipeline.decision.reasons import (  # noqa: E402
+    agreement,
+    exact,
+    top_reasons,  # noqa: E402
+)
+from pipeline.evaluation.metrics import reference_distribution  # noqa: E402
+from pipeline.model.boosters import PDModel, _base_params, fit_calibrator, monotone_constraints, threads  # noqa: E402
+from pipeline.model.train import fit  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 log = logging.getLogger("bench")
@@ -218,7 +221,7 @@ def cold_start(forest: Forest) -> float:
         path = Path(tmp) / "forest.pkl"
         path.write_bytes(pickle.dumps(forest))
         code = (
-            "import pickle, time, numpy as np; t = time.perf_counter(); from pipeline.treeeval import Forest; "
+            "import pickle, time, numpy as np; t = time.perf_counter(); from pipeline.decision.forest import Forest; "
             f"f = pickle.loads(open({str(path)!r}, 'rb').read()); x = np.zeros((1, f.n_features)); "
             "f.margin(x); f.margin_and_contrib(x); print(time.perf_counter() - t)"
         )
@@ -416,7 +419,7 @@ def report(res: dict, command: str) -> str:
         f"| k = 3 | {ag['top1']:.1%} | {ag['topk_set']:.1%} | {ag['topk_order']:.1%} | {ag['top1_in_topk']:.1%} |",
         f"| k = 4 (the pipeline's default) | {ag4['top1']:.1%} | {ag4['topk_set']:.1%} | {ag4['topk_order']:.1%} | {ag4['top1_in_topk']:.1%} |",
         "",
-        f"## Batch job (`pipeline.scoring.score_file`, chunks of {ScoringConfig().chunk_rows:,} rows, one process per job)",
+        f"## Batch job (`pipeline.batch.job.score_file`, chunks of {ScoringConfig().chunk_rows:,} rows, one process per job)",
         "",
         "rows/s is rows in / the job's own total time (read, validate, features, PD, limit, reason codes for every "
         "row, policy, drift, write); process wall adds interpreter start and model load.",
@@ -446,7 +449,7 @@ def report(res: dict, command: str) -> str:
         f"| validation (pandera contract), per 1M rows | {prep['validate_s_per_1m']:.2f} |",
         f"| features + model matrix, per 1M rows | {prep['features_s_per_1m']:.2f} |",
         f"| synthetic generation, per 1M rows | {prep['generate_s_per_1m']:.2f} |",
-        f"| training (`pipeline.train.fit`: PD with early stopping + calibration, limit model, test scoring) on "
+        f"| training (`pipeline.model.train.fit`: PD with early stopping + calibration, limit model, test scoring) on "
         f"{tr['synthetic_rows']:,} synthetic rows ({tr['pd_trees']} PD trees, test AUC {tr['test_roc_auc']:.3f}) | {tr['synthetic_fit_s']:.1f} |",
         f"| training the 200-tree, 31-leaf benchmark PD model on {res['bench_model']['train_rows']:,} rows | {res['bench_model']['train_s']:.1f} |",
     ]

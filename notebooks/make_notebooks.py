@@ -55,9 +55,9 @@ from IPython.display import display
 
 from pipeline.config import SyntheticSource, load_config
 from pipeline.features import compute_features, categories
-from pipeline.sources import load_source
-from pipeline.train import TARGET, choose_features
-from pipeline.validate import validate_frame
+from pipeline.data.sources import load_source
+from pipeline.model.train import TARGET, choose_features
+from pipeline.data.validate import validate_frame
 
 pd.set_option("display.max_columns", 60, "display.width", 160)
 cfg = load_config(resolve(config_path))
@@ -181,7 +181,7 @@ from IPython.display import HTML, Image, Markdown, display
 from mlflow.tracking import MlflowClient
 
 from pipeline.config import load_config
-from pipeline.tracking import tracking_uri as default_tracking_uri
+from pipeline.mlops.tracking import tracking_uri as default_tracking_uri
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 pd.set_option("display.max_columns", 40, "display.width", 160)

@@ -14,6 +14,7 @@ import traceback
 
 from pipeline.config import Config, load_config
 from pipeline.errors import INTERNAL_ERROR_EXIT, ConfigError, PipelineError
+from pipeline.stages import STAGES
 
 DEFAULT_CONFIG = "configs/default.yaml"
 log = logging.getLogger("pipeline")
@@ -27,42 +28,21 @@ def _print(data: dict) -> None:
     print(json.dumps(data, indent=2, default=str))
 
 
-def cmd_ingest(args):
-    from pipeline import stages
+def _run_stage(name: str, args) -> dict:
+    from pipeline.stages.runner import run_stage
 
-    _print(stages.ingest(_config(args)))
-
-
-def cmd_validate(args):
-    from pipeline import stages
-
-    _print(stages.validate(_config(args)))
+    return run_stage(name, _config(args), args.config)
 
 
-def cmd_features(args):
-    from pipeline import stages
-
-    _print(stages.features(_config(args)))
-
-
-def cmd_train(args):
-    from pipeline import model_stages as stages
-
-    info = stages.train(_config(args), args.config)
+def _show_train(info: dict) -> None:
     _print({k: info[k] for k in ("run_id", "tracking_uri", "split_method", "metrics", "notes")})
 
 
-def cmd_evaluate(args):
-    from pipeline import model_stages as stages
-
-    result = stages.evaluate(_config(args))
+def _show_evaluate(result: dict) -> None:
     _print({"metrics": result["metrics"], "gate_inputs": result["gate"], "report": result.get("report")})
 
 
-def cmd_register(args):
-    from pipeline import model_stages as stages
-
-    result = stages.register_stage(_config(args))
+def _show_register(result: dict) -> None:
     print(
         f"gate verdict for {result['model_name']} v{result['version']}: "
         f"{'PROMOTED to champion' if result['promoted'] else 'kept as challenger'}"
@@ -72,24 +52,36 @@ def cmd_register(args):
     _print(result)
 
 
+SHOW = {"train": _show_train, "evaluate": _show_evaluate, "register": _show_register}
+
+
+def cmd_stage(args):
+    SHOW.get(args.stage, _print)(_run_stage(args.stage, args))
+
+
 def cmd_score(args):
-    from pipeline.scoring import score_file
-    from pipeline.stages import paths
-    from pipeline.tracking import configure
+    from pipeline.batch.job import score_file
+    from pipeline.mlops.tracking import configure
+    from pipeline.stages.files import Paths
 
     cfg = load_config(args.config) if args.config else Config()
     configure(cfg.output_dir, cfg.registry.experiment)
     progress = None if not args.no_progress else False
     model = args.model or f"models:/{cfg.registry.model_name}@champion"
     summary = score_file(
-        model, args.input or paths(cfg).ingested, args.output or paths(cfg).scores, cfg, args.chunk_rows, progress
+        model,
+        args.input or Paths(cfg.run_dir).ingested,
+        args.output or Paths(cfg.run_dir).scores,
+        cfg,
+        args.chunk_rows,
+        progress,
     )
     _print(summary)
 
 
 def cmd_promote(args):
-    from pipeline import registry
-    from pipeline.tracking import configure
+    from pipeline.mlops import registry
+    from pipeline.mlops.tracking import configure
 
     cfg = _config(args)
     configure(cfg.output_dir, cfg.registry.experiment)
@@ -100,8 +92,8 @@ def cmd_promote(args):
 
 
 def cmd_rollback(args):
-    from pipeline import registry
-    from pipeline.tracking import configure
+    from pipeline.mlops import registry
+    from pipeline.mlops.tracking import configure
 
     cfg = _config(args)
     configure(cfg.output_dir, cfg.registry.experiment)
@@ -110,8 +102,8 @@ def cmd_rollback(args):
 
 
 def cmd_history(args):
-    from pipeline import registry
-    from pipeline.tracking import configure
+    from pipeline.mlops import registry
+    from pipeline.mlops.tracking import configure
 
     cfg = _config(args)
     configure(cfg.output_dir, cfg.registry.experiment)
@@ -124,15 +116,15 @@ def cmd_history(args):
 
 
 def cmd_quality(args):
-    from pipeline import stages
-    from pipeline.baselines import cv_comparison, holdout_comparison, markdown
-    from pipeline.io import read_parquet
+    from pipeline.data.io import read_parquet
+    from pipeline.model.baselines import cv_comparison, holdout_comparison, markdown
+    from pipeline.stages.files import Paths
+    from pipeline.stages.runner import run_until
 
     cfg = _config(args)
-    p = stages.paths(cfg)
+    p = Paths(cfg.run_dir)
     if not p.valid.exists():
-        stages.ingest(cfg)
-        stages.validate(cfg)
+        run_until("validate", cfg, args.config)
     valid = read_parquet(p.valid)
     holdout = holdout_comparison(valid, cfg)
     cv = cv_comparison(valid, cfg) if cfg.split.cv_folds else None
@@ -150,31 +142,24 @@ def cmd_docs(args):
 
 
 def cmd_run(args):
-    from pipeline import stages
+    from pipeline.stages.runner import run_until
 
     cfg = _config(args)
-    for name, fn in (("ingest", stages.ingest), ("validate", stages.validate), ("features", stages.features)):
-        log.info("stage %s", name)
-        fn(cfg)
-    from pipeline import model_stages
-
-    log.info("stage train")
-    run = model_stages.train(cfg, args.config)
-    log.info("stage evaluate")
-    model_stages.evaluate(cfg)
-    log.info("stage register")
-    reg = model_stages.register_stage(cfg)
-    log.info("stage score")
-    from pipeline.scoring import score_file
-
-    p = stages.paths(cfg)
-    summary = score_file(f"models:/{reg['model_name']}@champion", p.ingested, p.scores, cfg)
+    results = run_until(args.to, cfg, args.config, resume=args.resume)
+    last = results[args.to]
+    if last.get("up_to_date"):
+        print(f"{args.to}: up to date (config and inputs unchanged since its last run)")
+        return
+    if args.to != "score":
+        SHOW.get(args.to, _print)(last)
+        return
+    run, reg, summary = results["train"], results["register"], results["score"]
     print(f"run:    {run['run_id']} in {run['tracking_uri']} (experiment {cfg.registry.experiment})")
     print(
         f"model:  models:/{reg['model_name']}/{reg['version']} "
         f"({'champion' if reg['promoted'] else 'challenger'}; champion is v{reg['champion']})"
     )
-    print(f"scores: {p.scores} ({summary['rows_scored']} scored, {summary['rows_rejected']} rejected)")
+    print(f"scores: {summary['output']} ({summary['rows_scored']} scored, {summary['rows_rejected']} rejected)")
     print(f"test_roc_auc={run['metrics']['test_roc_auc']:.4f} approval_rate={run['metrics']['approval_rate']:.3f}")
 
 
@@ -189,13 +174,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=fn)
         return p
 
-    stage("ingest", cmd_ingest, "Read or generate the source and map it onto the data contract.")
-    stage("validate", cmd_validate, "Validate against the contract; quarantine bad rows with reasons.")
-    stage("features", cmd_features, "Compute affordability features; report skipped ones.")
-    stage("train", cmd_train, "Train the PD and limit models and log an MLflow run.")
-    stage("evaluate", cmd_evaluate, "Evaluate the trained run on its holdout and log the report.")
-    stage("register", cmd_register, "Register the scoring artifact as challenger; run the promotion gate.")
-    stage("run", cmd_run, "All stages end to end, then score the ingested file with the champion.")
+    for st in STAGES:
+        if st.name != "score":  # `score` scores any file: its own options below
+            stage(st.name, cmd_stage, st.help[0].upper() + st.help[1:] + ".").set_defaults(stage=st.name)
+    p = stage("run", cmd_run, "All stages in order (ingest .. score with the champion), or up to --to.")
+    p.add_argument("--to", default="score", choices=[st.name for st in STAGES], help="last stage to run")
+    p.add_argument("--resume", action="store_true", help="skip stages whose outputs are up to date (as make does)")
 
     p = stage("promote", cmd_promote, "Force a version to champion, with a stated reason (recorded).")
     p.add_argument("--version", required=True, help="registry version to make champion")
@@ -238,6 +222,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; map what went wrong to an exit code a scheduler can act on (docs/operations.md).
+
+    SIGTERM/SIGINT become `Interrupted` so cleanup runs and the MLflow run ends KILLED (143/130);
+    an operating-system I/O failure is 74 naming the path, never 70, which stays for our bugs.
+    """
+    from pipeline import signals
+    from pipeline.errors import STORAGE_ERRNOS, Interrupted, StorageError
+
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
@@ -246,18 +238,38 @@ def main(argv: list[str] | None = None) -> int:
     )
     for noisy in ("mlflow", "alembic", "urllib3", "matplotlib"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    previous = signals.install()
     try:
+        read_only = args.command in ("score", "promote", "rollback", "history")
+        if read_only or "pipeline.mlops.tracking" in sys.modules:
+            from pipeline.mlops.tracking import read_only_store
+
+            read_only_store(read_only)  # a read command must not create an empty store for a misspelt path
         args.func(args)
     except PipelineError as err:
         print(f"error: {err}", file=sys.stderr)
         return err.exit_code
+    except Interrupted as err:
+        signals.end_killed_run(signals.interrupted_run())
+        print(f"stopped by signal {err.signum}: temporary files removed, MLflow run (if any) KILLED", file=sys.stderr)
+        return err.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except OSError as err:
+        if err.errno not in STORAGE_ERRNOS:
+            traceback.print_exc()
+            print("internal error: see the traceback above", file=sys.stderr)
+            return INTERNAL_ERROR_EXIT
+        failure = StorageError.from_os_error(err, action="read or write")
+        print(f"error: {failure}", file=sys.stderr)
+        return failure.exit_code
     except Exception:  # noqa: BLE001 - the scheduler needs a distinct code for our own bugs
         traceback.print_exc()
         print("internal error: see the traceback above", file=sys.stderr)
         return INTERNAL_ERROR_EXIT
+    finally:
+        signals.restore(previous)
     return 0
 
 

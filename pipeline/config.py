@@ -14,10 +14,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pipeline.errors import ConfigError
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+from pipeline.accounts.settings import AccountSettings
+from pipeline.decision.products import ProductsConfig
+from pipeline.strict import Strict
 
 
 class SyntheticSource(Strict):
@@ -32,18 +31,26 @@ class SyntheticSource(Strict):
 
 
 class ColumnMap(Strict):
-    """How one contract column is made from a source column: copy, recode codes, scale units, or a constant.
+    """How one contract column is made from the source: copied, derived, recoded, parsed, scaled, or a constant.
 
-    A plain string in YAML (`age: AGE`) is shorthand for `{source: AGE}`. `scale` takes a
-    number or a fraction such as "1/12" (annual to monthly) so that no rounded constant is
-    written by hand.
+    A plain string in YAML (`age: AGE`) is shorthand for `{source: AGE}`. Steps run in this
+    order: `na_values` (codes that mean missing) -> `recode` -> `parse` (numbers written as
+    text) -> `scale` -> `parse_date`. `expr` derives the column from several source columns
+    with a safe expression (see docs/own-data.md); `parse` and `na_values` then apply to each
+    column it reads. `scale` takes a number or a fraction such as "1/12" (annual to monthly)
+    so that no rounded constant is written by hand.
     """
 
     source: str | None = None
+    expr: str | None = None
     constant: Any = None
+    na_values: list[Any] = Field(default_factory=list, description="source values that mean missing, e.g. [96, 98]")
     recode: dict[Any, Any] | None = None
+    parse: Literal["number", "thousands", "currency", "percent", "months", "years", "auto"] | None = None
+    decimal: Literal[".", ","] = "."
     scale: float = 1.0
     parse_date: str | None = None
+    reason: str | None = Field(None, description="reason-code text for this column, replacing the default wording")
 
     @model_validator(mode="before")
     @classmethod
@@ -63,10 +70,16 @@ class ColumnMap(Strict):
 
     @model_validator(mode="after")
     def _one_origin(self) -> ColumnMap:
-        if (self.source is None) == (self.constant is None):
-            raise ValueError("give exactly one of 'source' or 'constant'")
-        if self.constant is not None and (self.recode or self.scale != 1.0 or self.parse_date):
-            raise ValueError("a constant takes no recode, scale or parse_date")
+        origins = [name for name in ("source", "expr", "constant") if getattr(self, name) is not None]
+        if len(origins) != 1:
+            raise ValueError("give exactly one of 'source', 'expr' or 'constant'")
+        transforms = self.recode or self.scale != 1.0 or self.parse_date or self.parse or self.na_values
+        if self.constant is not None and transforms:
+            raise ValueError("a constant takes no na_values, recode, parse, scale or parse_date")
+        if self.expr is not None and (self.recode or self.parse_date):
+            raise ValueError("an expr takes no recode or parse_date (write the logic in the expression)")
+        if self.decimal != "." and self.parse is None:
+            raise ValueError("decimal applies only together with parse")
         if self.scale == 0:
             raise ValueError("scale must not be 0")
         return self
@@ -94,6 +107,19 @@ class FileSource(Strict):
         except LookupError:
             raise ValueError(f"unknown encoding {value!r}") from None
         return value
+
+    @model_validator(mode="after")
+    def _expressions_parse(self) -> FileSource:
+        """A wrong expression fails when the config loads, naming the column and the token."""
+        from pipeline.data.sources.expr import parse
+
+        for target, spec in self.columns.items():
+            if spec.expr is not None:
+                try:
+                    parse(spec.expr, target)
+                except ConfigError as err:
+                    raise ValueError(str(err)) from None
+        return self
 
     @model_validator(mode="after")
     def _no_clash(self) -> FileSource:
@@ -137,11 +163,27 @@ class ExtraColumn(Strict):
         return self
 
 
+class ColumnRange(Strict):
+    """A core column's accepted range, changed by the user within the contract's hard bounds."""
+
+    min: float | None = None
+    max: float | None = None
+
+
 class ContractConfig(Strict):
     history_months: int = Field(6, ge=0, le=24)
     extras: list[ExtraColumn] = Field(default_factory=list)
     protected: list[str] = Field(default_factory=list)
     training_targets_required: bool = True
+    ranges: dict[str, ColumnRange] = Field(
+        default_factory=dict, description="core column -> {min, max}, e.g. {age: {max: 120}}, within hard bounds"
+    )
+    reasons: dict[str, str] = Field(
+        default_factory=dict, description="feature -> reason-code text replacing the default wording"
+    )
+    delinquency_window_months: int | None = Field(
+        None, ge=1, le=120, description="window the source counts delinquencies over; reason texts state it if set"
+    )
 
     @model_validator(mode="after")
     def _unique_names(self) -> ContractConfig:
@@ -155,6 +197,10 @@ class ContractConfig(Strict):
 class ValidationConfig(Strict):
     rejection_budget: float = Field(
         0.05, ge=0, le=1, description="largest share of rows that may be quarantined before the stage fails"
+    )
+    duplicate_rows: Literal["keep", "reject"] = Field(
+        "keep",
+        description="rows identical in every column but the id: kept (and counted) or all but the first rejected",
     )
 
 
@@ -193,6 +239,42 @@ class SearchConfig(Strict):
     seed: int = 11
 
 
+class PDBoundsConfig(Strict):
+    """How the PD floor and cap are derived from the calibration split (never a fixed constant)."""
+
+    band_share: float = Field(0.05, gt=0, lt=0.5, description="share of rows, lowest raw score first, in the band")
+    band_min_rows: int = Field(100, ge=0, description="the band holds at least this many rows")
+    band_max_share: float = Field(0.2, gt=0, le=0.5, description="... but never more than this share of the split")
+    confidence: float = Field(0.95, gt=0.5, lt=1, description="one-sided confidence of the bound")
+    interval: Literal["clopper_pearson", "wilson"] = "clopper_pearson"
+    min_floor: float = Field(0.0, ge=0, lt=0.5, description="a regulatory minimum PD on top of the data's floor")
+    max_cap: float = Field(1.0, gt=0.5, le=1, description="a maximum PD on top of the data's cap")
+
+
+class CalibrationConfig(Strict):
+    """How calibration methods are compared: k-fold on the calibration split, so flexibility is not rewarded."""
+
+    folds: int = Field(5, ge=2, le=20)
+    auc_tolerance: float = Field(0.001, ge=0, description="largest AUC loss a method may cause and stay eligible")
+    tail: Literal["platt", "flat"] = Field("platt", description="isotonic_interp beyond its outer blocks")
+    min_tail_events: int = Field(1, ge=1, description="isotonic end blocks hold at least this many bads / goods")
+    seed: int = 0
+    bounds: PDBoundsConfig = PDBoundsConfig()
+
+
+class MonotoneEvidenceConfig(Strict):
+    """Checking each monotone constraint on the training rows (constrained vs relaxed cross-validation)."""
+
+    tolerance: float = Field(0.002, ge=0, description="AUC a constraint may cost before it is relaxed")
+    noise_z: float = Field(1.0, ge=0, description="the gain must also exceed this many standard errors")
+    folds: int = Field(3, ge=2, le=10)
+    early_stop_share: float = Field(0.2, gt=0, lt=0.5)
+    max_fits: int = Field(30, ge=2, description="budget of fits in all")
+    pd_rows: int = Field(500, ge=10, description="held-out rows per fold for the wrong-way screen")
+    pd_grid: int = Field(12, ge=3)
+    seed: int = 0
+
+
 class PDModelConfig(Strict):
     params: dict[str, Any] = Field(
         default_factory=lambda: {
@@ -207,12 +289,26 @@ class PDModelConfig(Strict):
     )
     num_boost_round: int = Field(600, ge=1)
     early_stopping_rounds: int = Field(50, ge=1)
-    monotone: bool = True
-    calibration: Literal["isotonic", "sigmoid", "none"] = "isotonic"
-    pd_floor: float = Field(
-        0.0005, ge=0, lt=0.5, description="PD kept within [floor, 1 - floor] (Basel retail floor 0.05%)"
+    monotone: Literal["off", "prior", "evidence"] = Field(
+        "evidence", description="constraints from the dictionary's direction: none, as written, or checked on data"
     )
+    monotone_overrides: dict[str, Literal[-1, 0, 1]] = Field(
+        default_factory=dict, description="per-feature direction that wins over prior and evidence"
+    )
+    monotone_evidence: MonotoneEvidenceConfig = MonotoneEvidenceConfig()
+    calibration: Literal["auto", "isotonic_interp", "platt", "beta", "isotonic", "sigmoid", "none"] = Field(
+        "auto", description="auto: the eligible method with the lowest cross-validated log loss"
+    )
+    calibration_methods: list[Literal["isotonic_interp", "platt", "beta"]] = Field(
+        default_factory=lambda: ["isotonic_interp", "platt", "beta"]
+    )
+    calibration_settings: CalibrationConfig = CalibrationConfig()
     search: SearchConfig = SearchConfig()
+
+    @field_validator("monotone", mode="before")
+    @classmethod
+    def _bool_monotone(cls, value: Any) -> Any:
+        return {True: "prior", False: "off"}.get(value, value) if isinstance(value, bool) else value
 
 
 class LimitModelConfig(Strict):
@@ -236,6 +332,9 @@ class ScorecardConfig(Strict):
     base_score: float = 600.0
     base_odds: float = Field(50.0, gt=0, description="good:bad odds at the base score")
     pdo: float = Field(20.0, gt=0, description="points to double the odds")
+    score_pd_bound: float = Field(
+        1e-6, gt=0, lt=0.01, description="PD kept within [b, 1 - b] only to turn it into points; the PD is unchanged"
+    )
     grades: list[Grade] = Field(
         default_factory=lambda: [
             Grade(name="A", min_score=620, limit_multiplier=1.2, table_limit=20000),
@@ -268,6 +367,9 @@ class PolicyConfig(Strict):
     min_limit: float = Field(500.0, ge=0)
     max_limit: float = Field(50_000.0, gt=0)
     decline_recent_90d: bool = True
+    severe_status_months: int = Field(
+        3, ge=1, le=9, description="a repayment status at or above this many months past due counts as 90+ days late"
+    )
     unknown_income: Literal["decline", "table_limit"] = "table_limit"
     require_positive_residual_income: bool = True
 
@@ -283,6 +385,13 @@ class EvaluationConfig(Strict):
     ccf: float = Field(0.8, ge=0, le=1, description="credit conversion factor: drawn share of a limit at default")
     calibration_bins: int = Field(10, ge=2)
     psi_bins: int = Field(10, ge=2)
+    min_fairness_group: int = Field(
+        30, ge=1, description="smaller protected groups are shown but not screened (too few to judge)"
+    )
+    cutoff_table: list[float] = Field(
+        default_factory=lambda: [0.02, 0.05, 0.10, 0.15, 0.20, 0.25, 0.30, 0.40, 0.50],
+        description="PD cutoffs at which the report shows approval and bad rates",
+    )
 
 
 class GateConfig(Strict):
@@ -307,6 +416,9 @@ class ScoringConfig(Strict):
 
 class Config(Strict):
     name: str = "default"
+    kind: Literal["applicants", "accounts"] = Field(
+        "applicants", description="applicants at origination, or accounts on book (monthly snapshots)"
+    )
     output_dir: str = "output"
     source: SyntheticSource | FileSource = Field(SyntheticSource(), discriminator="kind")
     contract: ContractConfig = ContractConfig()
@@ -317,10 +429,49 @@ class Config(Strict):
     limit_model: LimitModelConfig = LimitModelConfig()
     scorecard: ScorecardConfig = ScorecardConfig()
     policy: PolicyConfig = PolicyConfig()
+    products: ProductsConfig = ProductsConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
     registry: RegistryConfig = RegistryConfig()
     scoring: ScoringConfig = ScoringConfig()
+    accounts: AccountSettings = AccountSettings()
     seed: int = 42
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_affordability_cap(cls, data: Any) -> Any:
+        """The payment-to-income cap is set once, in the policy; offers use the same number."""
+        if not isinstance(data, dict):
+            return data
+        products = dict(data.get("products") or {})
+        search = dict(products.get("search") or {})
+        if "max_payment_to_income" in search:
+            raise ValueError("products.search.max_payment_to_income: set it once, as policy.max_payment_to_income")
+        policy = data.get("policy") or {}
+        cap = policy.get("max_payment_to_income") if isinstance(policy, dict) else policy.max_payment_to_income
+        search["max_payment_to_income"] = PolicyConfig.model_fields["max_payment_to_income"].default if cap is None else cap
+        return {**data, "products": {**products, "search": search}}
+
+    @model_validator(mode="after")
+    def _rates_per_grade(self) -> Config:
+        try:
+            self.products.check_grades(len(self.scorecard.grades))
+        except ValueError as err:
+            raise ValueError(f"products: {err}") from None
+        return self
+
+    @model_validator(mode="before")
+    @classmethod
+    def _mapping_reasons(cls, data: Any) -> Any:
+        """A `reason` written on a column mapping becomes the reason text of the feature of that name."""
+        if not isinstance(data, dict) or not isinstance(data.get("source"), dict):
+            return data
+        columns = data["source"].get("columns") or {}
+        mapped = {k: v["reason"] for k, v in columns.items() if isinstance(v, dict) and v.get("reason")}
+        if not mapped:
+            return data
+        contract = dict(data.get("contract") or {})
+        contract["reasons"] = {**mapped, **(contract.get("reasons") or {})}
+        return {**data, "contract": contract}
 
     @property
     def run_dir(self) -> Path:

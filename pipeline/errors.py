@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import errno
+import os
+from pathlib import Path
+
 
 class PipelineError(Exception):
     """Base class: anything the pipeline reports on purpose."""
@@ -47,6 +51,57 @@ class StageInputMissing(PipelineError):
     """A stage was run before the stage that writes its input."""
 
     exit_code = 7
+
+
+class StaleInput(StageInputMissing):
+    """A stage's input was made from an older version of its own inputs, or by a run that failed."""
+
+
+class ArtifactIntegrityError(PipelineError):
+    """A file of a registered model differs from the sha256 recorded at registration: never unpickle it."""
+
+    exit_code = 8
+
+
+_HINTS = {
+    errno.ENOSPC: "the disk is full: free space or write elsewhere",
+    errno.EDQUOT: "the disk quota is exceeded: free space or write elsewhere",
+    errno.EROFS: "the file system is read-only: write elsewhere or remount it read-write",
+    errno.EACCES: "permission denied: check the owner and mode of the folder",
+    errno.EPERM: "permission denied: check the owner and mode of the folder",
+    errno.ENOTDIR: "a part of the path is a file, not a folder",
+    errno.EISDIR: "the path is a folder, not a file",
+    errno.ENAMETOOLONG: "the path is too long",
+    errno.EIO: "the device reported an I/O error",
+}
+STORAGE_ERRNOS = frozenset({*_HINTS, errno.EEXIST, errno.ENOENT, errno.EFBIG, errno.EMFILE, errno.ENFILE})
+
+
+class StorageError(PipelineError):
+    """Reading or writing a file failed in the operating system (full disk, read-only, permissions): not a bug."""
+
+    exit_code = 74  # EX_IOERR in sysexits.h
+
+    @classmethod
+    def from_os_error(cls, err: OSError, path: str | Path | None = None, action: str = "write") -> StorageError:
+        where = path if path is not None else (err.filename or "a file")
+        code = err.errno
+        name = errno.errorcode.get(code, "") if code is not None else ""
+        hint = _HINTS.get(code, "")
+        detail = os.strerror(code) if code is not None else str(err)
+        return cls(f"{where}: cannot {action}: {detail}{f' ({name})' if name else ''}{f'; {hint}' if hint else ''}")
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM or SIGINT arrived: raised in the main thread so `finally` blocks clean up (pipeline.signals)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum  # the shell's convention: 143 for SIGTERM, 130 for SIGINT
 
 
 INTERNAL_ERROR_EXIT = 70

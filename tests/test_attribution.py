@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.attribution import agreement, contributions, exact, forest_of
+from pipeline.decision.reasons import agreement, contributions, exact, forest_of, top_reasons
 from pipeline.features import compute_features
-from pipeline.models import to_matrix
-from pipeline.reasons import top_reasons
+from pipeline.model.boosters import to_matrix
 
 
 def _matrix(trained):

@@ -10,7 +10,8 @@ import pandera.pandas as pa
 import pytest
 
 from pipeline.config import REPO_ROOT, ContractConfig, load_config, parse_config, resolve_source_path
-from pipeline.contract import HOUSING, build_schema, contract_columns, contract_markdown
+from pipeline.data.contract import HOUSING, build_schema, contract_columns
+from pipeline.data.contract_docs import contract_markdown
 from pipeline.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,9 +1,6 @@
 """End to end: the whole pipeline twice on a small config, as a user runs it, in a temporary folder."""
 
 import json
-import os
-import subprocess
-import sys
 
 import mlflow
 import pandas as pd
@@ -11,21 +8,9 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
-from conftest import ROOT
+from helpers import ROOT, cli
 
-
-def cli(*args, cwd, env=None, check=True):
-    proc = subprocess.run(
-        [sys.executable, "-m", "pipeline", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        env={**os.environ, **(env or {})},
-        timeout=600,
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
-    return proc
+pytestmark = pytest.mark.slow  # end-to-end: real processes, real MLflow store
 
 
 @pytest.fixture(scope="module")
@@ -126,7 +111,7 @@ def test_champion_scores_in_a_fresh_process_exactly_like_the_in_process_pipeline
     fresh = pd.read_parquet(out)
     import joblib
 
-    from pipeline.validate import validate_frame
+    from pipeline.data.validate import validate_frame
 
     registration = json.loads((tmp / "output" / "e2e" / "register" / "registration.json").read_text())
     scorer = mlflow.pyfunc.load_model(f"models:/e2e-credit/{registration['champion']}").unwrap_python_model().scorer

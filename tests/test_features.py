@@ -27,7 +27,7 @@ from pipeline.features import (
     select_features,
     slope,
 )
-from pipeline.train import used_inputs
+from pipeline.model.train import used_inputs
 
 ROOT = Path(__file__).resolve().parent.parent
 NAN = np.nan

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score, roc_curve
 
-from pipeline.metrics import (
+from pipeline.evaluation.metrics import (
+    adverse_impact_flags,
     adverse_impact_ratio,
     auc_confidence_interval,
     calibration_table,
@@ -141,16 +142,29 @@ def test_psi_table_sorts_worst_first_and_reads_thresholds():
     rng = np.random.default_rng(3)
     train = rng.normal(size=(5000, 2))
     test = np.column_stack([rng.normal(size=5000), rng.normal(1.0, 1.0, size=5000)])
-    table = psi_table(train, test, ["same", "shifted"])
+    table = psi_table(train, test, ["same", "shifted"], warn=0.1, alert=0.25)
     assert table["feature"].tolist() == ["shifted", "same"]
     assert table.loc[0, "status"] == "shifted" and table.loc[1, "status"] == "stable"
-    assert [psi_status(v) for v in (0.05, 0.1, 0.2, 0.25, float("nan"))] == [
+    assert [psi_status(v, 0.1, 0.25) for v in (0.05, 0.1, 0.2, 0.25, float("nan"))] == [
         "stable",
         "watch",
         "watch",
         "shifted",
         "n/a",
     ]
+
+
+def test_psi_readings_follow_the_configured_thresholds():
+    # the same values read differently under stricter or looser monitoring settings
+    assert [psi_status(v, 0.05, 0.15) for v in (0.04, 0.1, 0.2)] == ["stable", "watch", "shifted"]
+    assert [psi_status(v, 0.2, 0.4) for v in (0.1, 0.3, 0.5)] == ["stable", "watch", "shifted"]
+    rng = np.random.default_rng(4)
+    train = rng.normal(size=(4000, 1))
+    test = rng.normal(0.3, 1.0, size=(4000, 1))
+    value = psi_table(train, test, ["x"], warn=0.1, alert=0.25).loc[0, "psi"]
+    assert 0.02 < value < 0.25
+    assert psi_table(train, test, ["x"], warn=value / 2, alert=value / 1.5).loc[0, "status"] == "shifted"
+    assert psi_table(train, test, ["x"], warn=value * 2, alert=value * 3).loc[0, "status"] == "stable"
 
 
 # ---------------------------------------------------------------- score bands, lift, gains
@@ -295,3 +309,12 @@ def test_fairness_numeric_codes_read_as_integers():
         np.ones(4),
     )
     assert t["group"].tolist() == ["1", "2"]
+
+
+def test_adverse_impact_flags_follow_the_configured_ratio():
+    # group b sits at 0.85: inside the four-fifths rule, outside a stricter 0.9 screen; c is too small to judge
+    table = pd.DataFrame(
+        {"group": ["a", "b", "c"], "adverse_impact_ratio": [1.0, 0.85, 0.5], "reliable": [True, True, False]}
+    )
+    assert adverse_impact_flags(table, 0.8).tolist() == [False, False, False]
+    assert adverse_impact_flags(table, 0.9).tolist() == [False, True, False]

@@ -3,11 +3,11 @@
 import numpy as np
 import pandas as pd
 
-from conftest import small_config
+from helpers import small_config
 from pipeline.features import categories
-from pipeline.models import to_matrix
-from pipeline.splits import make_splits
-from pipeline.train import fit
+from pipeline.model.boosters import to_matrix
+from pipeline.model.splits import make_splits
+from pipeline.model.train import fit
 
 
 def test_protected_attributes_are_inputs_of_neither_model(trained):
@@ -86,7 +86,7 @@ def test_cross_validation_and_bounded_search(tmp_path):
         split={"cv_folds": 3},
         pd_model={"search": {"trials": 2, "time_budget_s": 60}, "calibration": "sigmoid"},
     )
-    from pipeline.sources import load_source
+    from pipeline.data.sources import load_source
 
     frame = load_source(cfg).frame
     result = fit(frame, cfg)
@@ -106,7 +106,7 @@ def test_matrix_uses_fixed_category_codes(trained):
 
 def test_data_without_granted_limit_skips_the_limit_model(tmp_path):
     cfg = small_config(tmp_path, rows=1500)
-    from pipeline.sources import load_source
+    from pipeline.data.sources import load_source
 
     frame = load_source(cfg).frame.drop(columns=["granted_limit"])
     result = fit(frame, cfg)
@@ -117,7 +117,7 @@ def test_data_without_granted_limit_skips_the_limit_model(tmp_path):
 
 
 def test_calibrated_pd_never_claims_certainty():
-    from pipeline.models import fit_calibrator
+    from pipeline.model.boosters import fit_calibrator
 
     raw = np.linspace(0.01, 0.9, 200)
     y = (raw > 0.5).astype(int)  # a perfectly separable calibration split: isotonic maps to 0 and 1

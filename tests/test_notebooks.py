@@ -18,8 +18,8 @@ import yaml
 from nbclient import NotebookClient
 from nbformat.v4 import new_code_cell
 
-from pipeline import model_stages, stages
 from pipeline.config import load_config
+from pipeline.stages.runner import run_until
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 
@@ -72,11 +72,8 @@ def trained_run(tmp_path_factory):
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
         mp.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
         cfg = load_config(path)
-        stages.ingest(cfg)
-        stages.validate(cfg)
-        stages.features(cfg)
-        run = model_stages.train(cfg, str(path))
-        evaluation = model_stages.evaluate(cfg)
+        results = run_until("evaluate", cfg, str(path))
+        run, evaluation = results["train"], results["evaluate"]
         yield {"config": path, "cfg": cfg, "run": run, "evaluation": evaluation, "root": root}
 
 

@@ -7,8 +7,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from pipeline.config import PolicyConfig, ScorecardConfig
-from pipeline.policy import PolicyInputs, affordability_cap, decide
-from pipeline.scorecard import grade_names, pd_to_score, score_to_grade_index
+from pipeline.decision.policy import PolicyInputs, affordability_cap, decide
+from pipeline.decision.scorecard import grade_names, pd_to_score, score_to_grade_index
 
 SC = ScorecardConfig()
 POLICY = PolicyConfig()
@@ -104,7 +104,7 @@ def test_policy_invariants(pd_, income, debt, estimate, recent, unknown, step):
     # a decline has limit 0 and at least one reason
     assert np.all(limit[~approved] == 0)
     assert all(r for r in out.loc[~approved, "decision_reasons"])
-    assert all(out.loc[approved, "decision_reasons"].isin(["CAP_AFFORDABILITY", "CAP_MODEL", "CAP_MAX_LIMIT"]))
+    assert all(out.loc[approved, "decision_reasons"].isin(["CAP_AFFORDABILITY", "CAP_MODEL", "CAP_GRADE_TABLE", "CAP_MAX_LIMIT"]))
     # limits are multiples of the step within [min, max]
     assert np.allclose(np.mod(limit[approved], step), 0)
     assert np.all((limit[approved] >= policy.min_limit) & (limit[approved] <= policy.max_limit))
@@ -124,3 +124,16 @@ def test_higher_pd_never_gives_a_higher_limit(pd_low, bump, income, debt, estima
     pd_high = min(1.0, pd_low + bump)
     both = decide(inputs(np.array([pd_low, pd_high]), income=income, debt=debt, estimate=estimate, n=2), POLICY, SC)
     assert both.loc[1, "credit_limit"] <= both.loc[0, "credit_limit"]
+
+
+def test_limit_from_the_grade_table_says_so_not_the_limit_model():
+    # No limit model (NaN estimate): the grade's table limit sets the limit, named CAP_GRADE_TABLE.
+    out = decide(inputs(0.01, income=50_000, debt=0, estimate=np.nan), POLICY, SC)
+    assert out.loc[0, "decision"] == "approve"
+    assert out.loc[0, "decision_reasons"] == "CAP_GRADE_TABLE"
+    # With a limit model whose estimate binds, the code stays CAP_MODEL.
+    out = decide(inputs(0.01, income=50_000, debt=0, estimate=3000), POLICY, SC)
+    assert out.loc[0, "decision_reasons"] == "CAP_MODEL"
+    # Unknown income: the table bounds a larger estimate, so the table set it.
+    out = decide(inputs(0.01, income=np.nan, debt=0, residual=np.nan, estimate=1e6), POLICY, SC)
+    assert out.loc[0, "decision_reasons"] == "CAP_GRADE_TABLE"

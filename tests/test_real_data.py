@@ -7,12 +7,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import ROOT, SHARED_DATA
+from helpers import ROOT, SHARED_DATA
+from pipeline.batch.job import score_file
 from pipeline.config import load_config, parse_config
-from pipeline.scoring import score_file
-from pipeline.sources import load_source
-from pipeline.train import fit
-from pipeline.validate import validate_frame
+from pipeline.data.sources import load_source
+from pipeline.data.validate import validate_frame
+from pipeline.model.train import fit
 
 pytestmark = pytest.mark.slow
 TAIWAN = SHARED_DATA / "taiwan_credit_card_default.csv.gz"

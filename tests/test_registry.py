@@ -1,7 +1,6 @@
 """Promotion gate decisions and tracking failures."""
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -9,9 +8,9 @@ import time
 import pytest
 import yaml
 
-from conftest import ROOT
+from helpers import ROOT, free_port
 from pipeline.config import GateConfig
-from pipeline.registry import gate
+from pipeline.mlops.registry import gate
 
 GOOD = {"roc_auc": 0.80, "ece": 0.01, "score_psi": 0.02, "min_air": 0.95}
 CFG = GateConfig(auc_tolerance=0.005, max_ece=0.03, max_score_psi=0.1, min_adverse_impact_ratio=0.8)
@@ -40,12 +39,6 @@ def test_gate_against_a_champion(challenger, champion_auc, promote, needle):
     assert verdict.promote is promote
     assert any(needle in r for r in verdict.reasons), verdict.reasons
     assert verdict.text().startswith("PROMOTE" if promote else "KEEP CHAMPION")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_unreachable_tracking_server_fails_fast_naming_the_uri(tmp_path):

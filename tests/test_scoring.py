@@ -13,10 +13,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import ROOT
-from pipeline.artifact import CreditScoringModel
+from helpers import ROOT
+from pipeline.batch.job import output_paths, score_file
 from pipeline.errors import DataContractError, RejectionBudgetExceeded
-from pipeline.scoring import output_paths, score_file
+from pipeline.mlops.artifact import CreditScoringModel
 
 
 @pytest.fixture(scope="module")
@@ -215,7 +215,7 @@ def test_an_id_repeated_in_a_later_chunk_is_rejected(trained, contract_rows, tmp
 
 
 def test_reservoir_is_exact_below_its_size_and_bounded_above():
-    from pipeline.scoring import Reservoir
+    from pipeline.batch.tallies import Reservoir
 
     values = np.arange(1000, dtype=float)
     small = Reservoir(size=5000)
@@ -232,7 +232,7 @@ def test_reservoir_is_exact_below_its_size_and_bounded_above():
 
 
 def test_csv_stream_without_final_newline_and_gzip_loses_no_row(tmp_path):
-    from pipeline.io import iter_csv_text
+    from pipeline.data.io import iter_csv_text
 
     lines = ["applicant_id,age"] + [f"A{i},{20 + i % 50}" for i in range(2500)]
     plain = tmp_path / "x.csv"

@@ -12,8 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import ROOT
-from test_registry import free_port
+from helpers import ROOT, free_port
 
 pytestmark = pytest.mark.server
 

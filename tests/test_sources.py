@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 
 from pipeline.config import FileSource, parse_config
+from pipeline.data.sources import load_source
+from pipeline.data.sources.file import apply_mapping, parse_dates, recode, scale
 from pipeline.errors import ConfigError, DataContractError
-from pipeline.sources import load_source
-from pipeline.sources.file import apply_mapping, parse_dates, recode, scale
 
 
 def test_recode_matches_codes_as_text_and_keeps_unknown_codes():

@@ -5,10 +5,10 @@ import pandas as pd
 import pytest
 
 from pipeline.config import ContractConfig, SyntheticSource
-from pipeline.contract import contract_columns
-from pipeline.io import frame_digest
-from pipeline.sources.synthetic import generate
-from pipeline.validate import validate_frame
+from pipeline.data.contract import contract_columns
+from pipeline.data.io import frame_digest
+from pipeline.data.sources.synthetic import generate
+from pipeline.data.validate import validate_frame
 
 CONTRACT = ContractConfig(protected=["gender"])
 

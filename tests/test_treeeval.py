@@ -8,7 +8,7 @@ import lightgbm as lgb
 import numpy as np
 import pytest
 
-from pipeline.treeeval import Forest
+from pipeline.decision.forest import Forest
 
 N_FEATURES = 6
 CAT = 4  # categorical column: float codes 0..11, NaN when missing (as models.to_matrix makes them)
@@ -167,7 +167,7 @@ def test_forest_pickles_without_numba_objects():
 def test_pipeline_models_score_with_the_forest(trained):
     """PD and limit in the trained scorer equal LightGBM's, and the forest is built once."""
     from pipeline.features import compute_features
-    from pipeline.models import to_matrix
+    from pipeline.model.boosters import to_matrix
 
     cfg, valid, result = trained
     scorer = result.scorer

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 from pathlib import Path
 
 import numpy as np
@@ -14,9 +15,9 @@ from hypothesis import strategies as st
 
 from pipeline import cli
 from pipeline.config import ContractConfig, load_config, parse_config
+from pipeline.data.sources import load_source
+from pipeline.data.validate import MAX_VALUE_CHARS, REJECT_COLUMNS, ValidationResult, validate_frame
 from pipeline.errors import DataContractError, RejectionBudgetExceeded
-from pipeline.sources import load_source
-from pipeline.validate import MAX_VALUE_CHARS, REJECT_COLUMNS, ValidationResult, validate_frame
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTRACT = {
@@ -108,6 +109,20 @@ def _unknown_column() -> bytes:
     return csv_bytes(HEADER + ["shoe_size"], [r + ["44"] for r in good_rows()])
 
 
+def _line(row: int, text: bytes) -> bytes:
+    """The file with data row `row` (0-based) replaced by a raw line."""
+    lines = csv_bytes(HEADER, good_rows()).split(b"\n")
+    lines[row + 1] = text
+    return b"\n".join(lines)
+
+
+def _dates(*values: str) -> bytes:
+    rows = good_rows()
+    for i, value in enumerate(values):
+        rows[i][1] = value
+    return csv_bytes(HEADER, rows)
+
+
 def _case_and_spaces() -> bytes:
     rows = good_rows()
     rows[0][4], rows[1][7], rows[2][2] = "  OWN ", "Web", " 33 "
@@ -140,6 +155,31 @@ ROW_CASES = [
     ("unknown_column", _unknown_column(), {}),
     ("very_wide", _wide(), {}),
     ("case_and_spaces", _case_and_spaces(), {}),
+    ("duplicated_header", csv_bytes(HEADER + ["age"], [r + ["3"] for r in good_rows()]), {}),
+    ("unnamed_header", csv_bytes(HEADER + [""], [r + ["3"] for r in good_rows()]), {}),
+    (
+        "line_with_an_extra_field",
+        _line(4, b"A004,2024-01-01,30,1,own,0,0,web,f,EXTRA"),
+        {("<line>", "malformed_line: expected 9 fields, got 10"): 1},
+    ),
+    (
+        "line_missing_a_field",
+        _line(4, b"A004,2024-01-01,30,1,own,0,0,web"),
+        {("<line>", "malformed_line: expected 9 fields, got 8"): 1},
+    ),
+    (
+        "unclosed_quote",
+        _line(4, b'A004,"2024-01-01,30,1,own,0,0,web,f'),
+        {("<line>", "malformed_line: unclosed quote"): 1},
+    ),
+    ("crlf_line_ends", csv_bytes(HEADER, good_rows()).replace(b"\n", b"\r\n"), {}),
+    ("cr_only_line_ends", csv_bytes(HEADER, good_rows()).replace(b"\n", b"\r"), {}),
+    ("date_with_offset", _dates("2024-01-01T23:30:00+02:00"), {}),
+    (
+        "mixed_offsets_and_naive",
+        _dates("2024-01-01T23:30:00+02:00", "2024-01-02T01:00:00-05:00", "2024-01-03Z"),
+        {("application_date", "type:date"): 1},
+    ),
 ]
 
 
@@ -211,24 +251,8 @@ TABLE_CASES = [
         ["a.csv", "applicant_id", "is the delimiter right?"],
     ),
     ("truncated_gzip", _gzip_truncated(), "a.csv.gz", ["a.csv.gz", "truncated or corrupt"]),
-    (
-        "ragged_row",
-        csv_bytes(HEADER, good_rows()) + b"A999,2024-01-01,30,1,own,0,0,web,f,EXTRA\n",
-        "a.csv",
-        ["a.csv", "different number of fields"],
-    ),
-    (
-        "duplicated_header",
-        csv_bytes(HEADER + ["age"], [r + ["3"] for r in good_rows()]),
-        "a.csv",
-        ["a.csv", "duplicated column name(s) in the header: age"],
-    ),
-    (
-        "unnamed_header",
-        csv_bytes(HEADER + [""], [r + ["3"] for r in good_rows()]),
-        "a.csv",
-        ["a.csv", "unnamed column"],
-    ),
+    ("bz2_file", b"BZh91AY&SY" + b"\x00" * 40, "a.csv", ["a.csv", "compressed as bz2; decompress it or use gzip"]),
+    ("utf16_file", csv_bytes(HEADER, good_rows()).decode().encode("utf-16"), "a.csv", ["a.csv", "UTF-16 encoded"]),
     ("not_parquet", b"PAR1 this is not parquet", "a.parquet", ["a.parquet", "cannot read the file"]),
     ("unknown_format", b"a,b\n1,2\n", "a.xlsx", ["a.xlsx", "cannot tell the format"]),
 ]
@@ -541,3 +565,49 @@ def test_cli_table_level_failures_exit_3_naming_file_and_column(tmp_path, capsys
     assert stage(config, "ingest") == 3
     err = capsys.readouterr().err
     assert "batch.csv" in err and "'channel'" in err
+
+
+def test_malformed_line_is_rejected_with_its_number_and_raw_text(tmp_path):
+    path = tmp_path / "a.csv"
+    path.write_bytes(_line(4, b"A004,2024-01-01,30,1,own,0,0,web"))
+    result = run(path)
+    assert result.rejects.to_dict("records") == [
+        {
+            "row_number": 5,
+            "applicant_id": None,
+            "column": "<line>",
+            "rule": "malformed_line: expected 9 fields, got 8",
+            "value": "A004,2024-01-01,30,1,own,0,0,web",
+        }
+    ]
+    assert result.valid["row_number"].tolist() == [1, 2, 3, 4, *range(6, ROWS + 1)]
+    assert "__malformed_rule__" not in result.valid.columns and result.summary()["ignored_columns"] == []
+
+
+def test_dates_with_offsets_are_converted_to_utc(tmp_path):
+    path = tmp_path / "a.csv"
+    path.write_bytes(_dates("2024-01-01T23:30:00+02:00", "2024-01-02T01:00:00-05:00", "2024-01-03"))
+    dates = run(path).valid["application_date"]
+    assert dates.iloc[:3].astype(str).tolist() == ["2024-01-01 21:30:00", "2024-01-02 06:00:00", "2024-01-03 00:00:00"]
+    assert str(dates.dtype) == "datetime64[ns]"
+
+
+def test_duplicated_header_is_reported_in_ingest_json(tmp_path):
+    config = write_config(tmp_path, csv_bytes(HEADER + ["age", ""], [r + ["3", "x"] for r in good_rows()]))
+    assert stage(config, "ingest") == 0
+    report = json.loads((tmp_path / "out" / "t" / "ingest" / "ingest.json").read_text())
+    assert report["header"] == {"renamed": {"9": "age.1", "10": "Unnamed: 10"}, "duplicates": {"age": [2, 9]}}
+    assert report["ignored_columns"] == ["age.1", "Unnamed: 10"] and report["malformed_lines"] == 0
+
+
+def test_cli_malformed_lines_count_against_the_budget(tmp_path, capsys):
+    data = _line(3, b"A003,2024-01-01")
+    for row in (7, 9):
+        data = data.replace(f"A{row:03d},".encode(), b'"A, broken', 1)
+    config = write_config(tmp_path, data, budget=0.05)
+    assert stage(config, "ingest") == 0
+    assert json.loads((tmp_path / "out" / "t" / "ingest" / "ingest.json").read_text())["malformed_lines"] == 3
+    assert stage(config, "validate") == 4
+    assert "3 of 30 rows rejected" in capsys.readouterr().err
+    rejects = pd.read_parquet(tmp_path / "out" / "t" / "validate" / "rejects.parquet")
+    assert rejects["row_number"].tolist() == [4, 8, 10] and set(rejects["column"]) == {"<line>"}

@@ -1,0 +1,410 @@
+"""From a limit to an offer: the closest offer to the request that passes every rule, vectorised.
+
+Rules an offer must pass: the PD cutoff; the product's amount range (and, when given, the
+credit limit the risk policy allows, `limit_cap`); payment-to-income, (existing debt payments +
+new payment) / income <= `search.max_payment_to_income`; and residual income, income - living
+cost - existing debts - new payment >= `search.min_residual_income`.
+
+Search order for an instalment loan (terms are the product's allowed terms):
+  (a) the request as asked: approve;
+  (b) the requested amount at a longer term, shortest first;
+  (c) the largest affordable amount (rounded down to `amount_step`) at the requested term, then at
+      longer terms; the larger amount wins, a tie goes to the shorter term.
+(b) is (c) when the full amount fits, so one pass over the terms does both. An instalment loan never
+offers more than asked, and never a shorter term than asked. A requested term the product does not
+offer is replaced by the nearest longer one (a counter-offer). A revolving line has no term: its
+limit is the request when affordable, else the largest affordable limit; above the request only when
+the product has `allow_above_request`. Its payment is the minimum payment at full use.
+
+Missing values: no requested amount falls back to the product's limit logic: the largest amount the
+rules allow at the requested (or default) term, within `limit_cap`; that is an approval, since
+nothing else was asked. No requested term uses the product's default term. Unknown debt payments
+count as none, as in `pipeline.decision.policy`. Unknown income: affordability cannot be checked, so a
+careful lender declines ("income unknown") with `search.unknown_income: decline`; with
+`product_minimum` the offer is capped at the product minimum; with `risk_limit` (the default, matching
+the policy's `unknown_income: table_limit`) it is capped by `limit_cap`, the credit limit the risk
+policy allows for the grade, and the reasons say affordability was not checked. A declined row has
+NaN amounts.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from dataclasses import dataclass, fields
+
+import numpy as np
+import pandas as pd
+
+from pipeline.decision import pricing
+from pipeline.decision.products import Product, ProductsConfig
+
+APPROVE, COUNTER, DECLINE = "approve", "counter_offer", "decline"
+OFFER_COLUMNS = (
+    "product offer_type offer_amount offer_term_months interest_rate apr monthly_payment total_to_repay fees "
+    "late_payment_cost months_to_repay offer_codes offer_reasons"
+).split()
+_NUMERIC = OFFER_COLUMNS[2:11]
+
+
+@dataclass(frozen=True)
+class OfferInputs:
+    """Per-applicant arrays; NaN marks an unknown value, `limit_cap` NaN means no cap from the risk policy."""
+
+    pd: np.ndarray
+    grade_index: np.ndarray
+    monthly_income: np.ndarray
+    monthly_debt_payments: np.ndarray
+    living_cost: np.ndarray
+    requested_amount: np.ndarray
+    requested_term_months: np.ndarray
+    product: np.ndarray  # product name per row
+    limit_cap: np.ndarray
+    pd_pass: np.ndarray | None = None  # bool; None: compare pd with the cutoff given to search_offers
+
+    def take(self, mask: np.ndarray) -> OfferInputs:
+        parts = {f.name: getattr(self, f.name) for f in fields(self)}
+        return OfferInputs(**{k: None if v is None else np.asarray(v)[mask] for k, v in parts.items()})
+
+
+def offer_inputs_from_frame(
+    df: pd.DataFrame,
+    pd_: np.ndarray,
+    grade_index: np.ndarray,
+    living_cost: np.ndarray,
+    limit_cap: np.ndarray,
+    cfg: ProductsConfig,
+    product_column: str = "product",
+) -> OfferInputs:
+    """Inputs from contract columns; a missing column counts as unknown, a missing product as the default."""
+
+    def col(name: str) -> np.ndarray:
+        return pd.to_numeric(df[name], errors="coerce").to_numpy(float) if name in df else np.full(len(df), np.nan)
+
+    products = df[product_column].fillna(cfg.default_product) if product_column in df else None
+    return OfferInputs(
+        pd=np.asarray(pd_, float),
+        grade_index=np.asarray(grade_index, int),
+        monthly_income=col("monthly_income"),
+        monthly_debt_payments=col("monthly_debt_payments"),
+        living_cost=np.asarray(living_cost, float),
+        requested_amount=col("requested_amount"),
+        requested_term_months=col("requested_term_months"),
+        product=np.full(len(df), cfg.default_product, object) if products is None else products.to_numpy(object),
+        limit_cap=np.asarray(limit_cap, float),
+    )
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """What every product search needs, per row of one product."""
+
+    pd_ok: np.ndarray
+    rate: np.ndarray
+    income: np.ndarray
+    debt: np.ndarray
+    living: np.ndarray
+    income_known: np.ndarray
+    pay_room: np.ndarray  # largest affordable new payment; inf when income is unknown and allowed
+    binding: np.ndarray  # "PTI" or "RESIDUAL": which affordability rule sets pay_room
+    a_req: np.ndarray  # requested amount; NaN when missing
+    missing: np.ndarray
+    cap: np.ndarray  # amount cap from the product max, the risk limit, the request and unknown income
+    cap_code: np.ndarray  # why the cap: "MAX", "LIMIT", "NO_INCOME" or "REQUEST"
+
+
+def _floor_step(x: np.ndarray, step: float) -> np.ndarray:
+    return np.floor(x / step + 1e-9) * step
+
+
+def _rows(inp: OfferInputs, product: Product, cfg: ProductsConfig, pd_ok: np.ndarray) -> _Rows:
+    search = cfg.search
+    rate = np.asarray(product.apr_by_grade)[inp.grade_index]
+    income, debt = inp.monthly_income, np.nan_to_num(inp.monthly_debt_payments, nan=0.0)
+    known = ~np.isnan(income)
+    pti_room = search.max_payment_to_income * income - debt
+    resid_room = income - inp.living_cost - debt - search.min_residual_income
+    lenient = (search.unknown_income != "decline") & ~known  # affordability cannot be checked: not applied
+    at_minimum = lenient & (search.unknown_income == "product_minimum")
+    room = np.where(lenient, np.inf, np.minimum(pti_room, resid_room))
+    missing = np.isnan(inp.requested_amount)
+    limit = np.where(np.isnan(inp.limit_cap), np.inf, inp.limit_cap)
+    request = np.where(missing | product.allow_above_request, np.inf, inp.requested_amount)
+    candidates = np.stack(
+        [request, np.full(len(rate), product.max_amount), limit, np.where(at_minimum, product.min_amount, np.inf)]
+    )
+    which = np.argmin(candidates, axis=0)  # ties to the request: an exact request is not a reduction
+    return _Rows(
+        pd_ok=pd_ok,
+        rate=rate,
+        income=income,
+        debt=debt,
+        living=inp.living_cost,
+        income_known=known,
+        pay_room=room,
+        binding=np.where(pti_room <= resid_room, "PTI", "RESIDUAL"),
+        a_req=inp.requested_amount,
+        missing=missing,
+        cap=candidates.min(axis=0),
+        cap_code=np.array(["REQUEST", "MAX", "LIMIT", "NO_INCOME"], dtype=object)[which],
+    )
+
+
+def _instalment_payment(amount: np.ndarray, rate: np.ndarray, term: np.ndarray, product: Product) -> np.ndarray:
+    principal = amount + pricing.arrangement_fee(amount, product.arrangement_fee, product.arrangement_fee_rate)
+    return pricing.payment_cents(principal, rate, term) / 100
+
+
+def _revolving_payment(limit: np.ndarray, rate: np.ndarray, product: Product) -> np.ndarray:
+    """Minimum payment on the first statement at full use: limit + fee + a month's interest."""
+    balance = limit + pricing.arrangement_fee(limit, product.arrangement_fee, product.arrangement_fee_rate)
+    statement = balance + np.floor(pricing.to_cents(balance) * rate / 12 + 1e-7) / 100
+    return pricing.min_payment(statement, product.min_payment_rate or 0.0, product.min_payment_floor)
+
+
+def _fit(amount: np.ndarray, room: np.ndarray, pay_of, step: float) -> np.ndarray:
+    """Step an amount down to the grid until its rounded payment fits the room (cent rounding can tip it)."""
+    for _ in range(3):
+        over = pay_of(amount) > room + 1e-9
+        amount = np.where(over, np.ceil(amount / step - 1e-9) * step - step, amount)
+    return amount
+
+
+def _best_amount(r: _Rows, afford: np.ndarray, pay_of, step: float) -> np.ndarray:
+    """The request when it fits, else the largest grid amount within cap and affordability."""
+    exact = (r.cap == r.a_req) & (afford >= r.a_req)
+    amount = np.where(exact, r.a_req, _floor_step(np.minimum(afford, r.cap), step))
+    amount = np.where(np.isfinite(amount), amount, 0.0)
+    return _fit(amount, r.pay_room, pay_of, step)
+
+
+def _instalment(inp: OfferInputs, r: _Rows, product: Product, cfg: ProductsConfig) -> dict[str, np.ndarray]:
+    terms = np.asarray(product.terms_months)
+    asked = np.where(np.isnan(inp.requested_term_months), product.request_term, inp.requested_term_months)
+    pos = np.minimum(np.searchsorted(terms, asked - 1e-9), len(terms) - 1)
+    t_req = terms[pos].astype(float)  # the nearest allowed term not shorter than asked (else the longest)
+    fee_share = 1 + product.arrangement_fee_rate
+    amounts = np.full((len(terms), len(asked)), -np.inf)
+    for k, t in enumerate(terms):
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            afford = (r.pay_room / pricing.annuity_factor(r.rate, t) - product.arrangement_fee) / fee_share
+        amount = _best_amount(
+            r, afford, lambda a, t=t: _instalment_payment(a, r.rate, np.full(len(a), t), product), product.amount_step
+        )
+        usable = (t >= t_req) & (~r.missing | (t == t_req)) & (amount >= product.min_amount)
+        amounts[k] = np.where(usable, amount, -np.inf)
+    best = np.argmax(amounts, axis=0)  # first maximum: the shorter term wins a tie
+    amount = amounts[best, np.arange(len(asked))]
+    offered = r.pd_ok & np.isfinite(amount) & (r.income_known | np.isinf(r.pay_room))
+    term = np.where(offered, terms[best], np.nan)
+    amount = np.where(offered, amount, np.nan)
+    principal = amount + pricing.arrangement_fee(amount, product.arrangement_fee, product.arrangement_fee_rate)
+    sched = pricing.amortise(np.nan_to_num(principal), r.rate, np.nan_to_num(term))
+    payment, last = sched.payment / 100, sched.last_payment / 100
+    apr = pricing.disclosed_apr(cfg.apr_method, amount, payment, last, sched.months)
+    return {
+        "offered": offered,
+        "offer_amount": amount,
+        "offer_term_months": term,
+        "asked_term": asked,
+        "term_used": t_req,
+        "apr": np.where(offered, apr, np.nan),
+        "monthly_payment": np.where(offered, payment, np.nan),
+        "total_to_repay": np.where(offered, sched.total_paid / 100, np.nan),
+        "fees": principal - amount,
+        "months_to_repay": term,
+        "smallest_payment": _instalment_payment(
+            np.full(len(asked), product.min_amount), r.rate, np.where(r.missing, t_req, terms[-1]), product
+        ),
+        "smallest_term": np.where(r.missing, t_req, terms[-1]),
+    }
+
+
+def _revolving(inp: OfferInputs, r: _Rows, product: Product, cfg: ProductsConfig) -> dict[str, np.ndarray]:
+    min_rate = product.min_payment_rate or 0.0
+    share = min_rate * (1 + r.rate / 12) * (1 + product.arrangement_fee_rate)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        afford = np.where(r.pay_room >= product.min_payment_floor, r.pay_room / share, -np.inf)
+    afford = afford - product.arrangement_fee / (1 + product.arrangement_fee_rate)
+    pay_of = lambda a: _revolving_payment(a, r.rate, product)  # noqa: E731
+    amount = _best_amount(r, afford, pay_of, product.amount_step)
+    ceiling = np.minimum(afford, r.cap)  # with allow_above_request the cap leaves the request out
+    as_asked = (r.a_req >= product.min_amount) & (r.a_req <= ceiling) & (pay_of(np.nan_to_num(r.a_req)) <= r.pay_room)
+    amount = np.where(as_asked, np.maximum(np.nan_to_num(r.a_req), amount), amount)
+    offered = r.pd_ok & (amount >= product.min_amount) & (r.income_known | np.isinf(r.pay_room))
+    amount = np.where(offered, amount, np.nan)
+    fee = pricing.arrangement_fee(amount, product.arrangement_fee, product.arrangement_fee_rate)
+    if cfg.apr_method == "reg_z":  # open-end credit: periodic rate x 12 (12 CFR 1026.14(a))
+        apr = r.rate.astype(float)
+    else:  # EU assumption for open-end credit: drawn in full, repaid in 12 equal monthly instalments
+        twelve = np.full(len(amount), 12)
+        sched = pricing.amortise(np.nan_to_num(amount + fee), r.rate, np.where(offered, twelve, 0))
+        apr = pricing.disclosed_apr("eu_aprc", amount, sched.payment / 100, sched.last_payment / 100, sched.months)
+    months, total = pricing.repay_at_minimum(
+        np.nan_to_num(amount + fee), r.rate, min_rate, product.min_payment_floor, cfg.search.max_months_simulated
+    )
+    nan = np.full(len(amount), np.nan)
+    return {
+        "offered": offered,
+        "offer_amount": amount,
+        "offer_term_months": nan,
+        "asked_term": nan,
+        "term_used": nan,
+        "apr": np.where(offered, apr, np.nan),
+        "monthly_payment": np.where(offered, pay_of(np.nan_to_num(amount)), np.nan),
+        "total_to_repay": np.where(offered, total, np.nan),
+        "fees": fee,
+        "months_to_repay": np.where(offered, months, np.nan),
+        "smallest_payment": pay_of(np.full(len(amount), product.min_amount)),
+        "smallest_term": nan,
+    }
+
+
+def _money(x: float) -> str:
+    return f"{x:,.0f}" if float(x).is_integer() else f"{x:,.2f}"
+
+
+class _Notes:
+    """Reason codes and texts per row, added rule by rule; a text is formatted only where its rule applies.
+
+    Templates are str.format strings over per-row arrays and scalars; the spec "money" prints whole amounts
+    without decimals and others to the cent, with thousands separators.
+    """
+
+    def __init__(self, n: int) -> None:
+        self.codes = np.full(n, "", dtype=object)
+        self.texts = np.full(n, "", dtype=object)
+
+    def add(self, mask: np.ndarray, code: str, template: str, **values: object) -> None:
+        idx = np.flatnonzero(mask)
+        if not len(idx):
+            return
+        scalars = {k: v for k, v in values.items() if not isinstance(v, np.ndarray)}
+        columns: dict[str, list] = {}
+        for _, name, spec, _ in string.Formatter().parse(template):
+            value = values.get(name or "")
+            if isinstance(value, np.ndarray):
+                columns[name] = [_money(x) for x in value[idx]] if spec == "money" else value[idx].tolist()
+            elif spec == "money":
+                scalars[name] = _money(value)  # type: ignore[arg-type]
+        plain = re.sub(r"\{(\w+):money\}", r"{\1}", template)
+        rows = zip(*columns.values(), strict=True) if columns else [()] * len(idx)
+        texts = [plain.format(**scalars, **dict(zip(columns, row, strict=True))) for row in rows]
+        text_arr = np.asarray(texts, dtype=object)
+        self.codes[idx] = np.where(self.codes[idx] == "", code, self.codes[idx] + ";" + code)
+        self.texts[idx] = np.where(self.texts[idx] == "", text_arr, self.texts[idx] + "; " + text_arr)
+
+
+def _decline_notes(notes: _Notes, declined: np.ndarray, r: _Rows, res: dict, product: Product, values: dict) -> None:
+    """Every rule the applicant fails, with the figures: affordability is shown at the most lenient option."""
+    s = values["s"]
+    pay = res["smallest_payment"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pti = (r.debt + pay) / r.income
+    left = r.income - r.living - r.debt - pay
+    known = r.income_known & (r.income > 0)
+    if product.kind == "revolving":
+        at = "with the minimum payment on the smallest limit {min:money}"
+    else:
+        at = "at the smallest amount {min:money} over {term:.0f} months"
+    rules = [
+        (~r.pd_ok, "PD_ABOVE_CUTOFF", "estimated probability of default {pd:.3f} is above the cutoff{cut}"),
+        (~r.income_known & (s.unknown_income == "decline"), "INCOME_UNKNOWN",
+         "income unknown: affordability cannot be checked"),
+        (~r.missing & (r.a_req < product.min_amount) & ~product.allow_above_request, "BELOW_PRODUCT_MIN",
+         "requested amount {a_req:money} is below the product minimum {min:money}"),
+        (values["limit"] < product.min_amount, "LIMIT_BELOW_MIN",
+         "the credit limit for the risk grade, {limit:money}, is below the product minimum {min:money}"),
+        (r.income_known & (r.income <= 0), "NO_INCOME", "no income to repay from"),
+        (known & (pti > s.max_payment_to_income + 1e-12), "PTI_CAP",
+         "payment-to-income {pti:.2f} above the cap {s.max_payment_to_income:.2f} " + at),
+        (known & (left < s.min_residual_income), "RESIDUAL_INCOME",
+         "income left after living costs and debts {left:,.2f} below the minimum {s.min_residual_income:,.2f} " + at),
+    ]  # fmt: skip
+    for mask, code, template in rules:
+        notes.add(declined & mask, code, template, pti=pti, left=left, term=res["smallest_term"], **values)
+    notes.add(declined & (notes.codes == ""), "NO_OFFER", "no offer passes the lending rules")
+
+
+def _counter_notes(notes: _Notes, offered: np.ndarray, r: _Rows, res: dict, product: Product, values: dict) -> None:
+    """Why the offer differs from the request; an offer equal to it is "approved as requested"."""
+    amount, term, asked, used = res["offer_amount"], res["offer_term_months"], res["asked_term"], res["term_used"]
+    cap_binds = (r.cap < r.a_req) & (amount >= _floor_step(r.cap, product.amount_step) - 1e-9)
+    why = np.where(cap_binds, r.cap_code, r.binding)
+    texts = {code: text.format(**values) for code, text in _BECAUSE.items()}
+    because = pd.Series(why, dtype=object).map(texts).to_numpy(dtype=object)
+    rules = [
+        (~np.isnan(asked) & (asked != used), "TERM_NOT_OFFERED",
+         "a term of {asked:.0f} months is not offered; the nearest is {used:.0f} months"),
+        (term > used, "TERM_EXTENDED",
+         "term extended from {used:.0f} to {term:.0f} months to keep the payment affordable"),
+        (~r.missing & (amount < r.a_req), "AMOUNT_REDUCED",
+         "amount reduced from {a_req:money} to {amount:money}, {because}"),
+        (~r.missing & (amount > r.a_req), "AMOUNT_RAISED",
+         "limit of {amount:money}, above the {a_req:money} requested"),
+        (r.missing, "NO_AMOUNT_REQUESTED", "no amount requested: the largest amount the lending rules allow"),
+    ]  # fmt: skip
+    for mask, code, template in rules:
+        notes.add(offered & mask, code, template, asked=asked, used=used, term=term, amount=amount,
+                  because=because, **values)  # fmt: skip
+    notes.add(offered & (notes.codes == ""), "AS_REQUESTED", "approved as requested")
+
+
+_BECAUSE = {
+    "MAX": "the product maximum",
+    "LIMIT": "the credit limit for the risk grade",
+    "NO_INCOME": "the product minimum, as income is unknown",
+    "PTI": "the largest amount that keeps debt payments within {s.max_payment_to_income:.0%} of income",
+    "RESIDUAL": (
+        "the largest amount that leaves at least {s.min_residual_income:,.2f} a month after living costs and debts"
+    ),
+}
+
+
+def _outcome(
+    inp: OfferInputs, r: _Rows, res: dict, product: Product, cfg: ProductsConfig, pd_cutoff: float | None
+) -> tuple[np.ndarray, _Notes]:
+    offered = res["offered"]
+    same_amount = r.missing | (res["offer_amount"] >= r.a_req)  # above the request only where allowed
+    same_term = np.isnan(res["asked_term"]) | (res["offer_term_months"] == res["asked_term"])
+    kind = np.where(offered, np.where(same_amount & same_term, APPROVE, COUNTER), DECLINE).astype(object)
+    notes = _Notes(len(offered))
+    values = {"s": cfg.search, "pd": inp.pd, "a_req": r.a_req, "limit": inp.limit_cap,
+              "min": product.min_amount, "cut": "" if pd_cutoff is None else f" {pd_cutoff:.3f}"}  # fmt: skip
+    _decline_notes(notes, ~offered, r, res, product, values)
+    _counter_notes(notes, offered, r, res, product, values)
+    return kind, notes
+
+
+def search_offers(inp: OfferInputs, cfg: ProductsConfig, pd_cutoff: float | None = None) -> pd.DataFrame:
+    """One offer per applicant, in input order, with the columns of OFFER_COLUMNS."""
+    if (inp.pd_pass is None) == (pd_cutoff is None):
+        raise ValueError("give exactly one of inputs.pd_pass or pd_cutoff")
+    n = len(inp.pd)
+    pd_ok = np.asarray(inp.pd_pass, bool) if inp.pd_pass is not None else np.asarray(inp.pd <= pd_cutoff)
+    out: dict[str, np.ndarray] = {c: np.full(n, np.nan) for c in _NUMERIC}
+    for c in ("offer_type", "offer_codes", "offer_reasons"):
+        out[c] = np.full(n, "", dtype=object)
+    out["product"] = np.asarray(inp.product, dtype=object)
+    for name in pd.unique(out["product"]):
+        mask = out["product"] == name
+        product = cfg.products.get(name)
+        if product is None:
+            out["offer_type"][mask], out["offer_codes"][mask] = DECLINE, "UNKNOWN_PRODUCT"
+            out["offer_reasons"][mask] = f"product {name!r} is not offered"
+            continue
+        sub = inp.take(mask)
+        if sub.grade_index.size and (sub.grade_index.min() < 0 or sub.grade_index.max() >= len(product.apr_by_grade)):
+            raise ValueError(f"grade index outside the {len(product.apr_by_grade)} rates of product {name!r}")
+        r = _rows(sub, product, cfg, pd_ok[mask])
+        res = (_instalment if product.kind == "instalment" else _revolving)(sub, r, product, cfg)
+        kind, notes = _outcome(sub, r, res, product, cfg, pd_cutoff)
+        offered = res["offered"]
+        res["interest_rate"] = np.where(offered, r.rate, np.nan)
+        res["late_payment_cost"] = pricing.late_payment_cost(
+            res["monthly_payment"], r.rate, product.late_fee, product.penalty_apr_margin
+        )
+        for c in _NUMERIC:
+            out[c][mask] = np.where(offered, res[c], np.nan)
+        out["offer_type"][mask], out["offer_codes"][mask], out["offer_reasons"][mask] = kind, notes.codes, notes.texts
+    return pd.DataFrame(out)[OFFER_COLUMNS]

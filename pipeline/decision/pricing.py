@@ -1,0 +1,267 @@
+"""What a credit costs: instalments, amortisation in cents, fees, the APR including fees, late cost.
+
+Money is carried in integer cents wherever a schedule is built, so totals add up exactly:
+the level payment is rounded UP to the cent and each month's interest DOWN to the cent
+(never overcharging), and the last payment absorbs what rounding left, so the principal is
+repaid to the cent and the last payment is never above the others.
+
+Two APR conventions, both actuarial (interest on the unpaid balance, payments applied to
+interest first):
+- US Regulation Z, Appendix J (12 CFR 1026): the unit-period rate i solving
+  amount financed = sum_k P_k / (1 + i)^k, times the unit periods in a year (12 for monthly);
+  amount financed = principal - prepaid finance charges.
+- EU Consumer Credit Directive 2008/48/EC, Annex I (APRC): the annual effective rate X solving
+  sum of drawdowns C_k / (1 + X)^t_k = sum of payments D_l / (1 + X)^s_l, times in years.
+For monthly payments and 12 equal months the two share the monthly rate i: Reg Z = 12 i,
+EU = (1 + i)^12 - 1. Solvers are vectorised over rows: safeguarded Newton for general flows,
+bisection on the closed form for level payments.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+MONTHS_PER_YEAR = 12  # a calendar fact, not a tunable
+ArrayLike = np.ndarray | float | int
+
+
+def to_cents(amount: ArrayLike) -> np.ndarray:
+    """Currency units to integer cents, rounded half away from zero."""
+    a = np.asarray(amount, dtype=float)
+    return (np.sign(a) * np.floor(np.abs(a) * 100 + 0.5)).astype(np.int64)
+
+
+def round_cents(amount: ArrayLike) -> np.ndarray:
+    """Round to the cent, half away from zero, in currency units; NaN stays NaN."""
+    a = np.asarray(amount, dtype=float)
+    return np.sign(a) * np.floor(np.abs(a) * 100 + 0.5) / 100
+
+
+def annuity_factor(rate: ArrayLike, term: ArrayLike) -> np.ndarray:
+    """Level monthly payment per unit of principal at nominal annual `rate` over `term` months; 1/term at 0%."""
+    r = np.asarray(rate, dtype=float) / MONTHS_PER_YEAR
+    n = np.asarray(term, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        factor = r / -np.expm1(-n * np.log1p(r))
+    return np.where(np.abs(r) < 1e-12, 1.0 / n, factor)
+
+
+def level_payment(principal: ArrayLike, rate: ArrayLike, term: ArrayLike) -> np.ndarray:
+    """Exact annuity instalment (not rounded)."""
+    return np.asarray(principal, dtype=float) * annuity_factor(rate, term)
+
+
+def payment_cents(principal: ArrayLike, rate: ArrayLike, term: ArrayLike) -> np.ndarray:
+    """The level instalment in cents, rounded up so rounding never leaves a balloon at the end."""
+    exact = to_cents(principal) * annuity_factor(rate, term)
+    return np.ceil(exact - 1e-7).astype(np.int64)
+
+
+def arrangement_fee(amount: ArrayLike, flat: float, rate: float) -> np.ndarray:
+    """Flat fee plus a share of the amount, in currency units rounded to the cent."""
+    return round_cents(flat + rate * np.asarray(amount, dtype=float))
+
+
+@dataclass(frozen=True)
+class Amortisation:
+    """Per-row results of a schedule, in cents."""
+
+    payment: np.ndarray  # level payment
+    last_payment: np.ndarray  # the final non-zero payment
+    months: np.ndarray  # payments made: the term, or fewer when rounding up repays a tiny loan early
+    total_interest: np.ndarray
+    total_paid: np.ndarray
+
+
+def _months(
+    principal_c: np.ndarray, rate: np.ndarray, term: np.ndarray, pay: np.ndarray
+) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
+    """Yield (month, payment, interest, balance after) in cents; rows past their term pay 0."""
+    monthly = np.asarray(rate, dtype=float) / MONTHS_PER_YEAR
+    bal = principal_c.copy()
+    for m in range(1, int(term.max(initial=0)) + 1):
+        live = term >= m
+        interest = np.where(live, np.floor(bal * monthly + 1e-7).astype(np.int64), 0)
+        due = bal + interest
+        payment = np.where(term == m, due, np.minimum(np.where(live, pay, 0), due))
+        bal = bal - (payment - interest)
+        yield m, payment, interest, bal
+
+
+def amortise(principal: ArrayLike, rate: ArrayLike, term: ArrayLike) -> Amortisation:
+    """Schedule totals per row (vectorised over rows, one pass over months); term 0 means no loan."""
+    principal_c = np.atleast_1d(to_cents(principal))
+    term_i = np.atleast_1d(np.nan_to_num(np.asarray(term, dtype=float), nan=0)).astype(np.int64)
+    rate_a = np.broadcast_to(np.asarray(rate, dtype=float), principal_c.shape)
+    pay = np.where(term_i > 0, payment_cents(principal_c / 100, rate_a, np.maximum(term_i, 1)), 0)
+    interest_total = np.zeros_like(principal_c)
+    paid_total = np.zeros_like(principal_c)
+    last = np.zeros_like(principal_c)
+    months = np.zeros_like(principal_c)
+    for m, payment, interest, _ in _months(principal_c, rate_a, term_i, pay):
+        interest_total += interest
+        paid_total += payment
+        last = np.where(payment > 0, payment, last)
+        months = np.where(payment > 0, m, months)
+    return Amortisation(pay, last, months, interest_total, paid_total)
+
+
+def schedule(principal: float, rate: float, term: int) -> pd.DataFrame:
+    """Month-by-month schedule of one loan in currency units, for statements and checks."""
+    principal_c = to_cents(np.array([principal]))
+    term_a = np.array([term], dtype=np.int64)
+    rate_a = np.array([rate], dtype=float)
+    pay = payment_cents(principal_c / 100, rate_a, term_a)
+    rows = [
+        (m, int(p[0]), int(i[0]), int(p[0] - i[0]), int(b[0]))
+        for m, p, i, b in _months(principal_c, rate_a, term_a, pay)
+    ]
+    frame = pd.DataFrame(rows, columns=["month", "payment", "interest", "principal", "balance"])
+    frame[["payment", "interest", "principal", "balance"]] /= 100
+    return frame
+
+
+def _solve_flows(amounts: np.ndarray, times: np.ndarray, iterations: int) -> np.ndarray:
+    """Rate y per row with sum_k amounts_k (1 + y)^-times_k = 0 (payments +, drawdowns -): safeguarded Newton."""
+    n = amounts.shape[0]
+    lo, hi = np.full(n, -0.99), np.full(n, 1.0)
+
+    def npv(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        disc = np.exp(-times * np.log1p(y)[:, None])
+        return (amounts * disc).sum(axis=1), (-times * amounts * disc).sum(axis=1) / (1 + y)
+
+    for _ in range(60):  # widen the bracket until the NPV changes sign
+        grow = npv(hi)[0] > 0
+        if not grow.any():
+            break
+        hi = np.where(grow, hi * 2, hi)
+    y = np.zeros(n)
+    for _ in range(iterations):
+        value, slope = npv(y)
+        lo = np.where(value > 0, y, lo)
+        hi = np.where(value <= 0, y, hi)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            step = y - value / slope
+        inside = np.isfinite(step) & (step > lo) & (step < hi)
+        y_next = np.where(inside, step, (lo + hi) / 2)
+        if np.all(np.abs(y_next - y) < 1e-15):
+            return y_next
+        y = y_next
+    return y
+
+
+def apr_reg_z(
+    principal: ArrayLike,
+    payments: np.ndarray,
+    prepaid_finance_charge: ArrayLike = 0.0,
+    periods_per_year: int = MONTHS_PER_YEAR,
+    iterations: int = 100,
+) -> np.ndarray:
+    """Regulation Z Appendix J APR for a single advance repaid by payments at the end of unit periods 1..K.
+
+    `payments` is (K,) or (n, K) with zeros after a row's last payment; returns the nominal APR
+    (unit-period rate x periods per year) as a fraction per row.
+    """
+    pay = np.atleast_2d(np.asarray(payments, dtype=float))
+    financed = np.broadcast_to(np.asarray(principal, dtype=float) - prepaid_finance_charge, pay.shape[:1])
+    times = np.arange(0, pay.shape[1] + 1, dtype=float)[None, :]
+    flows = np.column_stack([-financed, pay])
+    return _solve_flows(flows, np.broadcast_to(times, flows.shape), iterations) * periods_per_year
+
+
+def aprc_eu(
+    drawdowns: ArrayLike,
+    drawdown_years: ArrayLike,
+    payments: ArrayLike,
+    payment_years: ArrayLike,
+    iterations: int = 100,
+) -> np.ndarray:
+    """EU CCD Annex I APRC: X with sum C_k (1+X)^-t_k = sum D_l (1+X)^-s_l, times in years; per row for 2-D input."""
+    c = np.atleast_2d(np.asarray(drawdowns, dtype=float))
+    d = np.atleast_2d(np.asarray(payments, dtype=float))
+    n = max(c.shape[0], d.shape[0])
+    t = np.broadcast_to(np.atleast_2d(np.asarray(drawdown_years, dtype=float)), (n, c.shape[1]))
+    s = np.broadcast_to(np.atleast_2d(np.asarray(payment_years, dtype=float)), (n, d.shape[1]))
+    flows = np.column_stack([-np.broadcast_to(c, (n, c.shape[1])), np.broadcast_to(d, (n, d.shape[1]))])
+    return _solve_flows(flows, np.column_stack([t, s]), iterations)
+
+
+def level_monthly_rate(
+    financed: ArrayLike, payment: ArrayLike, last_payment: ArrayLike, term: ArrayLike, iterations: int = 100
+) -> np.ndarray:
+    """Monthly rate i with financed = payment x a(term-1, i) + last_payment / (1+i)^term; O(n) memory bisection."""
+    a0 = np.asarray(financed, dtype=float)
+    p = np.asarray(payment, dtype=float)
+    last = np.asarray(last_payment, dtype=float)
+    n = np.asarray(term, dtype=float)
+    shape = np.broadcast(a0, p, last, n).shape
+
+    def pv(i: np.ndarray) -> np.ndarray:
+        log_v = -np.log1p(i)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            annuity = np.where(np.abs(i) < 1e-13, n - 1, -np.expm1((n - 1) * log_v) / i)
+        return p * annuity + last * np.exp(n * log_v) - a0
+
+    lo, hi = np.full(shape, -0.99), np.full(shape, 1.0)
+    for _ in range(60):
+        grow = pv(hi) > 0
+        if not grow.any():
+            break
+        hi = np.where(grow, hi * 2, hi)
+    for _ in range(iterations):
+        mid = (lo + hi) / 2
+        above = pv(mid) > 0
+        lo, hi = np.where(above, mid, lo), np.where(above, hi, mid)
+    return (lo + hi) / 2
+
+
+def disclosed_apr(
+    method: Literal["reg_z", "eu_aprc"], financed: ArrayLike, payment: ArrayLike, last: ArrayLike, term: ArrayLike
+) -> np.ndarray:
+    """APR including fees of a monthly schedule: Reg Z 12 i, or EU (1 + i)^12 - 1 (12 equal months)."""
+    i = level_monthly_rate(financed, payment, last, term)
+    return i * MONTHS_PER_YEAR if method == "reg_z" else np.expm1(MONTHS_PER_YEAR * np.log1p(i))
+
+
+def late_payment_cost(instalment: ArrayLike, rate: ArrayLike, late_fee: float, penalty_margin: float) -> np.ndarray:
+    """Extra cost of one missed instalment left unpaid for one month: late fee + interest at rate + margin."""
+    interest = round_cents(np.asarray(instalment, dtype=float) * (np.asarray(rate) + penalty_margin) / MONTHS_PER_YEAR)
+    return round_cents(late_fee + interest)
+
+
+def min_payment(balance: ArrayLike, min_rate: float, floor: float) -> np.ndarray:
+    """Revolving minimum payment: the larger of a share of the balance and a floor, never above the balance."""
+    b = np.asarray(balance, dtype=float)
+    share = np.ceil(to_cents(b) * min_rate - 1e-7) / 100
+    return np.minimum(b, np.maximum(share, floor))
+
+
+def repay_at_minimum(
+    balance: ArrayLike, rate: ArrayLike, min_rate: float, floor: float, max_months: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Months and total paid to clear a balance paying only the minimum each month (NaN if beyond max_months).
+
+    Each month interest (rounded down) is added, then the minimum payment on that statement balance is paid.
+    """
+    bal = np.atleast_1d(to_cents(balance))
+    monthly = np.broadcast_to(np.asarray(rate, dtype=float) / MONTHS_PER_YEAR, bal.shape)
+    months = np.zeros(bal.shape, dtype=float)
+    paid = np.zeros(bal.shape, dtype=np.int64)
+    floor_c = int(to_cents(floor))
+    for m in range(1, max_months + 1):
+        open_ = bal > 0
+        if not open_.any():
+            break
+        due = bal + np.floor(bal * monthly + 1e-7).astype(np.int64)
+        pay = np.minimum(due, np.maximum(np.ceil(due * min_rate - 1e-7).astype(np.int64), floor_c))
+        pay = np.where(open_, pay, 0)
+        bal = np.where(open_, due - pay, 0)
+        paid += pay
+        months = np.where(open_ & (bal == 0), m, months)
+    unpaid = bal > 0
+    return np.where(unpaid, np.nan, months), np.where(unpaid, np.nan, paid / 100)

@@ -1,0 +1,527 @@
+"""Exact TreeSHAP for LightGBM boosters, equal to `booster.predict(X, pred_contrib=True)`, compiled.
+
+Why: adverse-action reasons must be exact Shapley values (the same numbers LightGBM's
+`pred_contrib` gives), but `pred_contrib` runs at ~1k rows/s on 2 cores. This module computes
+the same values several times faster with precomputed per-leaf tables (the idea of Fast
+TreeSHAP v2, Yang 2021) while deciding every split by LightGBM's real decision rule, so
+missing values that follow a node's default direction are exact.
+
+The algorithm. LightGBM's TreeSHAP (path-dependent) explains, per tree, the game
+f(S) = sum over leaves l of v_l * prod_{k in S, k on path(l)} o_k * prod_{k not in S, on path(l)} z_k,
+where for a leaf's path P (its distinct split features, d = |P|):
+- z_k = product of cover ratios count(child on path) / count(node) over the path's nodes on k;
+- o_k = 1 if the row takes the path's direction at every node on k (the "hot" side), else 0.
+With w(s, d) = s! (d - s - 1)! / d! and H = {k in P: o_k = 1}, the Shapley value of leaf l is
+    cold k (o_k = 0):  phi_k -= A_l(H)
+    hot  k (o_k = 1):  phi_k += (1 / z_k - 1) * A_l(H minus k)
+    where A_l(T) = v_l * sum_{S subset of T} w(|S|, d) * prod_{k in P minus S} z_k.
+A_l depends only on the model, so it is tabulated for all 2^d subsets T when the model is
+loaded (a subset-sum transform, O(d 2^d) per leaf). Per row and tree the work is then: one
+decision per internal node (`pipeline.decision.forest._child`, the exact LightGBM rule incl.
+NaN/zero missing types, default_left and categorical bitsets), a hot/cold bitmask per leaf from
+those decisions (never from threshold intervals, which is what breaks Fast TreeSHAP v2 on NaN),
+and d + 1 table look-ups per leaf. Leaves with more than `max_bits` distinct features (or a
+zero cover) fall back to Lundberg's EXTEND/UNWIND polynomial for that leaf, O(d^2), the same
+arithmetic as LightGBM's `Tree::TreeSHAP`.
+
+Layout for speed: chunks of rows run in parallel (`prange`); inside a chunk the loops are tree-major,
+then node-major for the decisions (64-bit mask per row and tree) and leaf-major for the tables, with
+the rows innermost. So a tree's tables and a leaf's masks stay in cache/registers while all the
+chunk's rows use them, and the innermost loops are branch-free over rows (LLVM vectorises them).
+Trees with more than 64 internal nodes take a per-row path-entry loop instead of the bitmask.
+
+Public API: `shap_values(model, X)`, `expected_value(model)`, `shap_forest(model)`, `top_k_exact(contrib, k)`.
+"""
+
+from __future__ import annotations
+
+import math
+import weakref
+from dataclasses import dataclass
+from typing import Any
+
+import numba
+import numpy as np
+from numba import prange
+
+from pipeline.decision.forest import Forest, _child, _jit
+
+# ShapForests built for bare boosters, so repeated calls never re-flatten the same model. Boosters are
+# not mutated after training in this pipeline; a retrained booster is a new object (as in attribution.py).
+_SHAP_FORESTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+MAX_BITS = 12  # leaves with more distinct split features use the O(d^2) polynomial instead of a 2^d table
+MAX_TABLE_BYTES = 256 * 2**20  # table budget; leaves beyond it also use the polynomial
+CHUNK_ROWS = 128  # rows per parallel task; tree- then leaf-major within a chunk keeps tables and masks hot
+
+
+class _DumpOnly:
+    """Lets `Forest.from_booster` reuse an already computed `dump_model()` (dumping twice costs time)."""
+
+    def __init__(self, dump: dict[str, Any]) -> None:
+        self._dump = dump
+
+    def dump_model(self) -> dict[str, Any]:
+        return self._dump
+
+
+@dataclass
+class ShapForest:
+    """A booster's decision arrays (`forest`) plus what TreeSHAP needs: per-leaf paths and subset tables.
+
+    Trees' internal nodes and leaves are contiguous in the forest's numbering (depth-first, left first),
+    so a tree is the ranges node_start[t]:node_start[t+1] and leaf_start[t]:leaf_start[t+1].
+    """
+
+    forest: Forest
+    node_start: np.ndarray  # int64 per tree + 1
+    leaf_start: np.ndarray  # int64 per tree + 1
+    path_start: np.ndarray  # int64 per leaf + 1: the leaf's entries in path_*
+    path_node: np.ndarray  # int64 node index local to its tree
+    path_left: np.ndarray  # uint8: 1 when the path to the leaf goes left at that node
+    path_pos: np.ndarray  # int64 position of the node's feature among the leaf's distinct features
+    uf_start: np.ndarray  # int64 per leaf + 1: the leaf's distinct features in uf_*
+    uf_feature: np.ndarray  # int64 feature index
+    uf_zero: np.ndarray  # float64 z_k, product of the path's cover ratios on that feature
+    uf_coef: np.ndarray  # float64 1 / z_k - 1
+    uf_mask: np.ndarray  # int64 bits (local node index) of the path's nodes on that feature; trees <= 64 nodes
+    uf_want: np.ndarray  # int64 bits set where the path goes left, within uf_mask
+    table_start: np.ndarray  # int64 per leaf; -1 means "use the polynomial fallback"
+    table: np.ndarray  # float64 A_l(T) for every subset T, 2^d entries per tabulated leaf
+    expected_value: float  # the bias column of pred_contrib
+    max_nodes: int  # most internal nodes in one tree (per-thread scratch size)
+    max_unique: int  # most distinct features on one path (fallback scratch size)
+
+    @property
+    def n_features(self) -> int:
+        return self.forest.n_features
+
+    @classmethod
+    def from_booster(cls, booster: Any, max_bits: int = MAX_BITS, max_table_bytes: int = MAX_TABLE_BYTES) -> ShapForest:
+        """Flatten `booster.dump_model()` once into decision arrays, leaf paths with covers, and tables."""
+        dump = booster.dump_model()
+        forest = Forest.from_booster(_DumpOnly(dump))
+        paths = _Paths(max_bits=max_bits, max_entries=max_table_bytes // 8)
+        for info in dump["tree_info"]:
+            paths.add_tree(info["tree_structure"])
+        if paths.n_nodes != len(forest.feature) or not np.array_equal(paths.leaf_values, forest.leaf_value):
+            raise RuntimeError("leaf/node numbering differs from Forest's; the dump walk is out of sync")
+        arrays = paths.arrays()
+        table = np.zeros(paths.table_size)
+        _fill_tables(
+            arrays["uf_start"],
+            arrays["uf_zero"],
+            forest.leaf_value,
+            arrays["table_start"],
+            _weights(paths.max_unique),
+            table,
+        )
+        return cls(
+            forest=forest,
+            table=table,
+            expected_value=paths.expected_value,
+            max_nodes=paths.max_nodes,
+            max_unique=paths.max_unique,
+            **arrays,
+        )
+
+    def shap_values(self, X: np.ndarray) -> np.ndarray:
+        """TreeSHAP values (n, n_features) on the raw-score scale, without the bias column."""
+        X = self.forest._check(X)
+        f = self.forest
+        nodes = (f.feature, f.threshold, f.flags, f.left, f.right, f.cat_start, f.cat_len, f.cat_bits)
+        leaves = (
+            f.leaf_value,
+            self.path_start,
+            self.path_node,
+            self.path_left,
+            self.path_pos,
+            self.uf_start,
+            self.uf_feature,
+            self.uf_zero,
+            self.uf_coef,
+            self.uf_mask,
+            self.uf_want,
+            self.table_start,
+            self.table,
+        )
+        out = _shap(X, CHUNK_ROWS, nodes, self.node_start, self.leaf_start, leaves, self.max_nodes, self.max_unique)
+        # No `forest.scale` here: for average_output (random forest) models LightGBM's pred_contrib and
+        # predict(raw_score=True) are sums over trees, not averages (only predict()'s probability averages),
+        # and these values are defined as equal to pred_contrib.
+        return out
+
+
+def _weights(max_d: int) -> np.ndarray:
+    """w[d, s] = s! (d - s - 1)! / d!, the Shapley weight of a coalition of size s among d players."""
+    w = np.zeros((max_d + 1, max_d + 1))
+    for d in range(1, max_d + 1):
+        for s in range(d):
+            w[d, s] = 1.0 / (d * math.comb(d - 1, s))
+    return w
+
+
+class _Paths:
+    """Walks the dumped trees in Forest's order, recording each leaf's path, distinct features and covers."""
+
+    def __init__(self, max_bits: int, max_entries: int) -> None:
+        self.max_bits, self.max_entries = max_bits, max_entries
+        self.node_start, self.leaf_start, self.path_start, self.uf_start = [0], [0], [0], [0]
+        self.path_node: list[int] = []
+        self.path_left: list[int] = []
+        self.path_pos: list[int] = []
+        self.uf_feature: list[int] = []
+        self.uf_zero: list[float] = []
+        self.uf_mask: list[int] = []
+        self.uf_want: list[int] = []
+        self.table_start: list[int] = []
+        self.leaf_values: list[float] = []
+        self._leaf_counts: list[float] = []  # leaf counts of the tree being walked (cleared per tree)
+        self.n_nodes = self.table_size = self.max_nodes = self.max_unique = 0
+        self.expected_value = 0.0
+
+    def add_tree(self, root: dict[str, Any]) -> None:
+        """Add one tree; its expected value is LightGBM's `Tree::ExpectedValue` (leaf counts / root count)."""
+        first_leaf, first_node = len(self.leaf_values), self.n_nodes
+        self._walk(root, [])
+        self.node_start.append(self.n_nodes)
+        self.leaf_start.append(len(self.leaf_values))
+        self.max_nodes = max(self.max_nodes, self.n_nodes - first_node)
+        if "split_index" not in root:
+            self.expected_value += float(root["leaf_value"])
+            self._leaf_counts.clear()
+            return
+        total = float(root["internal_count"])
+        for leaf, count in zip(range(first_leaf, len(self.leaf_values)), self._leaf_counts, strict=True):
+            self.expected_value += (count / total) * self.leaf_values[leaf]
+        self._leaf_counts.clear()
+
+    def _walk(self, node: dict[str, Any], path: list[tuple[int, int, int, float]]) -> None:
+        """Depth-first, left before right, numbering internal nodes in preorder like forest._Builder."""
+        if "split_index" not in node:
+            self._leaf(node, path)
+            return
+        local = self.n_nodes - self.node_start[-1]
+        self.n_nodes += 1
+        count = float(node["internal_count"])
+        feature = int(node["split_feature"])
+        for child, went_left in ((node["left_child"], 1), (node["right_child"], 0)):
+            child_count = float(child["internal_count"] if "split_index" in child else child.get("leaf_count", 0))
+            path.append((local, went_left, feature, child_count / count if count > 0 else 0.0))
+            self._walk(child, path)
+            path.pop()
+
+    def _leaf(self, node: dict[str, Any], path: list[tuple[int, int, int, float]]) -> None:
+        """Record the leaf's path entries, its distinct features with their z, and reserve its table."""
+        self.leaf_values.append(float(node["leaf_value"]))
+        self._leaf_counts.append(float(node.get("leaf_count", 0) or 0))
+        features: list[int] = []
+        zero: list[float] = []
+        mask: list[int] = []
+        want: list[int] = []
+        for local, went_left, feature, ratio in path:
+            if feature not in features:
+                features.append(feature)
+                zero.append(1.0)
+                mask.append(0)
+                want.append(0)
+            pos = features.index(feature)
+            zero[pos] *= ratio
+            if local < 64:  # only used for trees of <= 64 internal nodes
+                mask[pos] |= 1 << local
+                want[pos] |= went_left << local
+            self.path_node.append(local)
+            self.path_left.append(went_left)
+            self.path_pos.append(pos)
+        self.path_start.append(len(self.path_node))
+        self.uf_feature.extend(features)
+        self.uf_zero.extend(zero)
+        self.uf_mask.extend(mask)
+        self.uf_want.extend(want)
+        self.uf_start.append(len(self.uf_feature))
+        d = len(features)
+        self.max_unique = max(self.max_unique, d)
+        if d <= self.max_bits and all(z > 0.0 for z in zero) and self.table_size + (1 << d) <= self.max_entries:
+            self.table_start.append(self.table_size)
+            self.table_size += 1 << d
+        else:
+            self.table_start.append(-1)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        i64 = lambda v: np.asarray(v, dtype=np.int64)  # noqa: E731
+        zero = np.asarray(self.uf_zero, dtype=np.float64)
+        with np.errstate(divide="ignore"):
+            coef = np.where(zero > 0, 1.0 / np.where(zero > 0, zero, 1.0) - 1.0, np.inf)
+        return {
+            "node_start": i64(self.node_start),
+            "leaf_start": i64(self.leaf_start),
+            "path_start": i64(self.path_start),
+            "path_node": i64(self.path_node),
+            "path_left": np.asarray(self.path_left, dtype=np.uint8),
+            "path_pos": i64(self.path_pos),
+            "uf_start": i64(self.uf_start),
+            "uf_feature": i64(self.uf_feature),
+            "uf_zero": zero,
+            "uf_coef": coef,
+            "uf_mask": np.asarray(self.uf_mask, dtype=np.uint64).view(np.int64),
+            "uf_want": np.asarray(self.uf_want, dtype=np.uint64).view(np.int64),
+            "table_start": i64(self.table_start),
+        }
+
+
+@_jit(nogil=True)
+def _fill_tables(uf_start, uf_zero, leaf_value, table_start, weights, table):  # pragma: no cover - numba
+    """A_l(T) = v_l * sum_{S subset T} w(|S|, d) prod_{k not in S} z_k for every tabulated leaf and subset T.
+
+    Computed as g(S) = v_l w(|S|, d) prod_{k not in S} z_k followed by a subset-sum transform; every
+    term has the sign of v_l, so the sums are free of cancellation.
+    """
+    for leaf in range(table_start.shape[0]):
+        off = table_start[leaf]
+        s = uf_start[leaf]
+        d = uf_start[leaf + 1] - s
+        if off < 0 or d == 0:
+            continue
+        size = 1 << d
+        full = size - 1
+        prod = np.empty(size)  # prod of z over the subset
+        count = np.empty(size, dtype=np.int64)  # popcount
+        prod[0] = 1.0
+        count[0] = 0
+        for t in range(1, size):
+            count[t] = count[t >> 1] + (t & 1)
+            low = t & -t
+            prod[t] = prod[t ^ low] * uf_zero[s + count[low - 1]]
+        v = leaf_value[leaf]
+        for t in range(size):
+            table[off + t] = v * weights[d, count[t]] * prod[full ^ t]
+        for i in range(d):
+            bit = 1 << i
+            for t in range(size):
+                if t & bit:
+                    table[off + t] += table[off + (t ^ bit)]
+
+
+@_jit(inline="always")
+def _leaf_polynomial(phi_t, r, v, d, feats, zero, one, pw):  # pragma: no cover - numba
+    """One leaf's Shapley values for row r by Lundberg's EXTEND/UNWIND (LightGBM's Tree::TreeSHAP), O(d^2).
+
+    Only for leaves too deep to tabulate. Path element 0 is LightGBM's dummy (z = o = 1), element
+    k + 1 the leaf's k-th distinct feature; the extension order does not change the polynomial.
+    """
+    pw[0] = 1.0
+    for k in range(d):  # ExtendPath at unique_depth k + 1
+        ud = k + 1
+        pw[ud] = 0.0
+        for i in range(ud - 1, -1, -1):
+            pw[i + 1] += one[k] * pw[i] * (i + 1) / (ud + 1)
+            pw[i] = zero[k] * pw[i] * (ud - i) / (ud + 1)
+    for k in range(d):  # UnwoundPathSum of each element
+        z = zero[k]
+        o = one[k]
+        nxt = pw[d]
+        total = 0.0
+        for i in range(d - 1, -1, -1):
+            if o != 0.0:
+                tmp = nxt * (d + 1) / ((i + 1) * o)
+                total += tmp
+                nxt = pw[i] - tmp * z * ((d - i) / (d + 1))
+            else:
+                total += (pw[i] / z) / ((d - i) / (d + 1))
+        phi_t[feats[k], r] += total * (o - z) * v
+
+
+@_jit(inline="always")
+def _decisions(X, lo, m, ns, ne, nodes, dec):  # pragma: no cover - numba
+    """dec[r] bit (node - ns) = row lo + r goes left at that node, by LightGBM's own rule (`_child`).
+
+    Node-major over the chunk's rows, so the node's type and thresholds are loop-invariant.
+    """
+    feature, threshold, flags, left, right, cat_start, cat_len, cat_bits = nodes
+    for r in range(m):
+        dec[r] = 0
+    for node in range(ns, ne):
+        goes_left = left[node]
+        for r in range(m):
+            nxt = _child(X[lo + r], node, feature, threshold, flags, left, right, cat_start, cat_len, cat_bits)
+            dec[r] |= np.int64(nxt == goes_left) << (node - ns)
+
+
+@_jit(inline="always")
+def _leaf_batch(phi_t, dec, m, leaf, leaves, hot, neg, one, pw):  # pragma: no cover - numba
+    """One leaf (tree of <= 64 internal nodes) for all the chunk's rows; leaf-invariant data stays in registers.
+
+    A feature is hot iff the row agrees with the path at all its nodes: ((dec ^ want) & mask) == 0.
+    The inner loops run over rows without branches (selects), which LLVM vectorises with gathers.
+    """
+    leaf_value, _, _, _, _, uf_start, uf_feature, uf_zero, uf_coef, uf_mask, uf_want, table_start, table = leaves
+    us = uf_start[leaf]
+    d = uf_start[leaf + 1] - us
+    off = table_start[leaf]
+    if d == 0:
+        return
+    if off < 0:
+        for r in range(m):
+            for i in range(d):
+                one[i] = 1.0 if ((dec[r] ^ uf_want[us + i]) & uf_mask[us + i]) == 0 else 0.0
+            _leaf_polynomial(phi_t, r, leaf_value[leaf], d, uf_feature[us:], uf_zero[us:], one, pw)
+        return
+    for r in range(m):
+        hot[r] = 0
+    for i in range(d):
+        want = uf_want[us + i]
+        mask = uf_mask[us + i]
+        for r in range(m):
+            hot[r] |= np.int64(((dec[r] ^ want) & mask) == 0) << i
+    for r in range(m):
+        neg[r] = -table[off + hot[r]]
+    for i in range(d):
+        coef = uf_coef[us + i]
+        phi = phi_t[uf_feature[us + i]]
+        bit = 1 << i
+        for r in range(m):
+            h = hot[r]
+            hot_value = coef * table[off + (h ^ bit)]
+            phi[r] += hot_value if h & bit else neg[r]
+
+
+@_jit(inline="always")
+def _wide_tree(phi_t, X, lo, m, ns, ne, ls, le, nodes, leaves, went_left, one, pw):  # pragma: no cover - numba
+    """A tree with > 64 internal nodes (no bitmask fits): per row, the hot set from each leaf's path entries."""
+    feature, threshold, flags, left, right, cat_start, cat_len, cat_bits = nodes
+    leaf_value, path_start, path_node, path_left, path_pos, uf_start, uf_feature, uf_zero, uf_coef = leaves[:9]
+    table_start, table = leaves[11], leaves[12]
+    for r in range(m):
+        x = X[lo + r]
+        for node in range(ns, ne):
+            nxt = _child(x, node, feature, threshold, flags, left, right, cat_start, cat_len, cat_bits)
+            went_left[node - ns] = 1 if nxt == left[node] else 0
+        for leaf in range(ls, le):
+            us = uf_start[leaf]
+            d = uf_start[leaf + 1] - us
+            for i in range(d):
+                one[i] = 1.0
+            for p in range(path_start[leaf], path_start[leaf + 1]):
+                if went_left[path_node[p]] != path_left[p]:
+                    one[path_pos[p]] = 0.0
+            off = table_start[leaf]
+            if off < 0:
+                _leaf_polynomial(phi_t, r, leaf_value[leaf], d, uf_feature[us:], uf_zero[us:], one, pw)
+                continue
+            h = 0
+            for i in range(d):
+                h |= np.int64(one[i] == 1.0) << i
+            for i in range(d):
+                if (h >> i) & 1:
+                    phi_t[uf_feature[us + i], r] += uf_coef[us + i] * table[off + (h ^ (1 << i))]
+                else:
+                    phi_t[uf_feature[us + i], r] -= table[off + h]
+
+
+@_jit(parallel=True, nogil=True)
+def _shap(X, chunk, nodes, node_start, leaf_start, leaves, max_nodes, max_unique):  # pragma: no cover - numba
+    """Row chunks in parallel; inside a chunk tree-major then leaf-major, so a tree's tables and a leaf's
+    masks serve all the chunk's rows. Per-task scratch is allocated once per chunk; contributions
+    accumulate feature-major (phi_t[feature, row]) so the row loops are unit-stride."""
+    n, f = X.shape
+    out = np.empty((n, f))
+    for c in prange((n + chunk - 1) // chunk):
+        lo = c * chunk
+        m = min(n, lo + chunk) - lo
+        dec = np.empty(chunk, dtype=np.int64)
+        hot = np.empty(chunk, dtype=np.int64)
+        neg = np.empty(chunk)
+        phi_t = np.zeros((f, chunk))
+        went_left = np.empty(max(max_nodes, 1), dtype=np.uint8)
+        one = np.empty(max(max_unique, 1))
+        pw = np.empty(max_unique + 2)
+        for t in range(node_start.shape[0] - 1):
+            ns = node_start[t]
+            ne = node_start[t + 1]
+            if ne - ns > 64:
+                _wide_tree(phi_t, X, lo, m, ns, ne, leaf_start[t], leaf_start[t + 1], nodes, leaves, went_left, one, pw)
+            elif ne > ns:  # a single-leaf tree only adds to the bias
+                _decisions(X, lo, m, ns, ne, nodes, dec)
+                for leaf in range(leaf_start[t], leaf_start[t + 1]):
+                    _leaf_batch(phi_t, dec, m, leaf, leaves, hot, neg, one, pw)
+        for r in range(m):
+            for j in range(f):
+                out[lo + r, j] = phi_t[j, r]
+    return out
+
+
+@_jit(parallel=True, nogil=True)
+def _top_k(contrib, k):  # pragma: no cover - numba
+    """k selection passes per row: strictly larger wins, so ties go to the lower feature index."""
+    n, f = contrib.shape
+    out = np.full((n, k), -1, dtype=np.int64)
+    for r in prange(n):
+        row = contrib[r]
+        for j in range(min(k, f)):
+            best = -1
+            for i in range(f):
+                v = row[i]
+                if not v > 0.0:
+                    continue  # only positive contributions are reasons (NaN never is)
+                taken = False
+                for q in range(j):
+                    if out[r, q] == i:
+                        taken = True
+                if taken:
+                    continue
+                if best < 0 or v > row[best]:
+                    best = i
+            if best < 0:
+                break
+            out[r, j] = best
+    return out
+
+
+def top_k_exact(contrib: np.ndarray, k: int) -> np.ndarray:
+    """(n, k) feature indices of the k largest positive contributions, largest first; -1 pads.
+
+    Deterministic tie rule, so the same values always give the same reasons: larger value first,
+    equal values to the lower feature index (`pipeline.decision.reasons.top_reasons` leaves exact
+    ties at the k-th place to `argpartition`). Map to texts with `np.asarray(texts)[idx]` where idx >= 0.
+    """
+    contrib = np.ascontiguousarray(contrib, dtype=np.float64)
+    if contrib.ndim != 2 or k < 0:
+        raise ValueError(f"expected a 2-d matrix and k >= 0, got shape {contrib.shape} and k={k}")
+    return _top_k(contrib, k)
+
+
+def shap_forest(model: Any) -> ShapForest:
+    """The ShapForest of a ShapForest, a `lightgbm.Booster` (cached per booster), or a model with `.booster`."""
+    if isinstance(model, ShapForest):
+        return model
+    if isinstance(model, Forest):
+        raise TypeError("a Forest has no node counts; pass the lightgbm.Booster (or a ShapForest)")
+    booster = getattr(model, "booster", model)  # PDModel / LimitModel hold their booster
+    if not hasattr(booster, "dump_model"):
+        raise TypeError(f"expected a lightgbm.Booster, ShapForest or a model with .booster, got {type(model)!r}")
+    cached = _SHAP_FORESTS.get(booster)
+    if cached is None:
+        cached = _SHAP_FORESTS[booster] = ShapForest.from_booster(booster)
+    return cached
+
+
+def shap_values(model: Any, X: np.ndarray, num_threads: int | None = None) -> np.ndarray:
+    """Exact TreeSHAP (n, n_features) on the raw-score (log-odds) scale, without the bias column.
+
+    Equals `booster.predict(X, pred_contrib=True)[:, :-1]` to ~1e-12; `num_threads` (default: numba's,
+    i.e. all cores) caps the threads for this call, like LightGBM's argument.
+    """
+    forest = shap_forest(model)
+    if num_threads is None:
+        return forest.shap_values(X)
+    previous = numba.get_num_threads()
+    numba.set_num_threads(max(1, min(int(num_threads), numba.config.NUMBA_NUM_THREADS)))
+    try:
+        return forest.shap_values(X)
+    finally:
+        numba.set_num_threads(previous)
+
+
+def expected_value(model: Any) -> float:
+    """The bias term: LightGBM's pred_contrib last column, so raw score = expected_value + shap.sum(1)."""
+    return shap_forest(model).expected_value

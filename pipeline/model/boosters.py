@@ -1,0 +1,278 @@
+"""The two LightGBM models: probability of default (calibrated, monotone) and credit limit.
+
+Both take the same numeric matrix: features in dictionary order, categorical features
+as integer codes of the contract's fixed categories (NaN when missing), so the trained
+boosters do not depend on pandas category state and score identically anywhere.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+from sklearn.isotonic import IsotonicRegression
+from sklearn.linear_model import LogisticRegression
+
+from pipeline.config import LimitModelConfig, PDModelConfig
+from pipeline.features import FeatureSpec
+from pipeline.model.calibration import choose_calibrator
+from pipeline.model.monotone import choose_constraints, lightgbm_fitter
+
+log = logging.getLogger(__name__)
+EPS = 1e-6
+
+
+def threads() -> int:
+    return max(1, os.cpu_count() or 1)
+
+
+def to_matrix(features: pd.DataFrame, names: list[str]) -> np.ndarray:
+    """Feature frame -> float64 matrix in `names` order; categoricals become their codes."""
+    cols = []
+    for name in names:
+        col = features[name]
+        if isinstance(col.dtype, pd.CategoricalDtype):
+            codes = col.cat.codes.to_numpy().astype(float)
+            codes[codes < 0] = np.nan
+            cols.append(codes)
+        else:
+            cols.append(col.to_numpy(dtype=float))
+    return np.column_stack(cols) if cols else np.empty((len(features), 0))
+
+
+def _base_params(params: dict, seed: int) -> dict:
+    return {
+        "verbose": -1,
+        "num_threads": threads(),
+        "seed": seed,
+        "deterministic": True,
+        "force_row_wise": True,
+        **params,
+    }
+
+
+@dataclass
+class Calibrator:
+    """Maps raw booster probabilities to calibrated PD; a plain table or two numbers, cheap to apply."""
+
+    method: str
+    x: np.ndarray = field(default_factory=lambda: np.array([0.0, 1.0]))
+    y: np.ndarray = field(default_factory=lambda: np.array([0.0, 1.0]))
+    a: float = 1.0
+    b: float = 0.0
+    floor: float = 0.0  # no calibrated PD claims certainty: kept within [floor, 1 - floor]
+
+    def __call__(self, raw: np.ndarray) -> np.ndarray:
+        if self.method == "isotonic":
+            out = np.interp(raw, self.x, self.y)
+        elif self.method == "sigmoid":
+            logit = np.log(np.clip(raw, EPS, 1 - EPS) / (1 - np.clip(raw, EPS, 1 - EPS)))
+            out = 1 / (1 + np.exp(-(self.a * logit + self.b)))
+        else:
+            out = raw
+        return np.clip(out, self.floor, 1.0 - self.floor)
+
+
+def fit_calibrator(raw: np.ndarray, y: np.ndarray, method: str, floor: float = 0.0) -> Calibrator:
+    """Isotonic: a step table on the calibration split; sigmoid: Platt scaling of the log-odds."""
+    if method == "isotonic":
+        iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(raw, y)
+        return Calibrator("isotonic", x=iso.X_thresholds_.astype(float), y=iso.y_thresholds_.astype(float), floor=floor)
+    if method == "sigmoid":
+        logit = np.log(np.clip(raw, EPS, 1 - EPS) / (1 - np.clip(raw, EPS, 1 - EPS)))
+        lr = LogisticRegression(C=1e6).fit(logit.reshape(-1, 1), y)
+        return Calibrator("sigmoid", a=float(lr.coef_[0, 0]), b=float(lr.intercept_[0]), floor=floor)
+    return Calibrator("none", floor=floor)
+
+
+@dataclass
+class PDModel:
+    booster: lgb.Booster
+    names: list[str]
+    calibrator: Calibrator
+    best_iteration: int
+    params: dict
+    report: dict = field(default_factory=dict)  # how constraints and calibration were chosen, for the model card
+    _forest: object = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def forest(self):
+        """The booster compiled to flat arrays (`pipeline.decision.forest.Forest`): built on first use, then
+        kept on the object and pickled with it, so it is never rebuilt per batch."""
+        if self._forest is None:
+            from pipeline.decision.forest import Forest
+
+            self._forest = Forest.from_booster(self.booster)
+        return self._forest
+
+    def raw(self, X: np.ndarray) -> np.ndarray:
+        """Uncalibrated probability; equals `booster.predict(X)` to rounding (tests/test_treeeval.py)."""
+        return self.forest.predict(X)
+
+    def raw_and_contrib(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Uncalibrated probability and log-odds path attribution (see pipeline.decision.reasons) in one pass."""
+        margin, contrib = self.forest.margin_and_contrib(X)
+        return self.forest.transform(margin), contrib
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return self.calibrator(self.raw(X))
+
+
+def monotone_constraints(specs: list[FeatureSpec], enabled: bool) -> list[int]:
+    return [0 if (not enabled or s.categorical) else int(s.direction) for s in specs]
+
+
+def _fit_booster(X, y, Xv, yv, specs, params, rounds, early, objective_params) -> lgb.Booster:
+    names = [s.name for s in specs]
+    cats = [i for i, s in enumerate(specs) if s.categorical]
+    train = lgb.Dataset(X, y, feature_name=names, categorical_feature=cats, free_raw_data=False)
+    valid = lgb.Dataset(Xv, yv, reference=train, feature_name=names, categorical_feature=cats)
+    return lgb.train(
+        {**params, **objective_params},
+        train,
+        num_boost_round=rounds,
+        valid_sets=[valid],
+        callbacks=[lgb.early_stopping(early, first_metric_only=True, verbose=False)],
+    )
+
+
+def _search_space(rng: np.random.Generator) -> dict:
+    return {
+        "learning_rate": float(rng.choice([0.02, 0.03, 0.05, 0.08])),
+        "num_leaves": int(rng.choice([7, 15, 31, 63])),
+        "min_data_in_leaf": int(rng.choice([20, 50, 100, 200])),
+        "feature_fraction": float(rng.choice([0.6, 0.8, 1.0])),
+        "lambda_l2": float(rng.choice([0.0, 1.0, 5.0, 20.0])),
+    }
+
+
+def train_pd(X, y, Xv, yv, Xc, yc, specs: list[FeatureSpec], cfg: PDModelConfig, seed: int) -> tuple[PDModel, dict]:
+    """Fit the booster (early stopping on validation log loss), then calibrate on the calibration split.
+
+    With `search.trials` > 0, a bounded random search picks the parameters with the best
+    validation log loss within the trial and time budget; the config's parameters are trial 0.
+    """
+    constraints, monotone_report = choose_directions(X, y, specs, cfg, seed)
+    objective = {
+        "objective": "binary",
+        "metric": ["binary_logloss", "auc"],
+        "monotone_constraints": constraints,
+        "monotone_constraints_method": "intermediate",  # "advanced" broke monotonicity in LightGBM 4.7 (tested)
+    }
+    candidates = [dict(cfg.params)]
+    rng = np.random.default_rng(cfg.search.seed)
+    candidates += [{**cfg.params, **_search_space(rng)} for _ in range(cfg.search.trials)]
+    started, best, trials = time.monotonic(), None, []
+    for i, params in enumerate(candidates):
+        if i > 0 and time.monotonic() - started > cfg.search.time_budget_s:
+            log.info("search stopped by its time budget after %d trials", i)
+            break
+        booster = _fit_booster(
+            X, y, Xv, yv, specs, _base_params(params, seed), cfg.num_boost_round, cfg.early_stopping_rounds, objective
+        )
+        loss = booster.best_score["valid_0"]["binary_logloss"]
+        trials.append({"trial": i, "valid_logloss": loss, **params})
+        if best is None or loss < best[0]:
+            best = (loss, booster, params)
+    _, booster, params = best
+    booster = _refit_to_best(booster)
+    calibrator, calibration_report = calibrate(booster.predict(Xc, num_threads=threads()), yc, cfg)
+    report = {"monotone": monotone_report, "calibration": calibration_report}
+    model = PDModel(booster, [s.name for s in specs], calibrator, booster.current_iteration(), params, report)
+    return model, {
+        "trials": trials,
+        "best_params": params,
+        "monotone": monotone_report,
+        "calibration": calibration_report,
+    }
+
+
+def choose_directions(X, y, specs: list[FeatureSpec], cfg: PDModelConfig, seed: int) -> tuple[list[int], dict]:
+    """Monotone directions: none, the dictionary's as written, or the dictionary's checked on the training rows.
+
+    Overrides in `monotone_overrides` win in every mode; the evidence check never sees
+    the validation, calibration or test rows.
+    """
+    names = [s.name for s in specs]
+    unknown = sorted(set(cfg.monotone_overrides) - set(names))
+    if unknown:
+        log.warning("pd_model.monotone_overrides: %s not among the trained features; ignored", ", ".join(unknown))
+    overrides = {k: v for k, v in cfg.monotone_overrides.items() if k in names}
+    prior = monotone_constraints(specs, cfg.monotone != "off")
+    if cfg.monotone != "evidence":
+        final = [int(overrides.get(n, d)) for n, d in zip(names, prior, strict=True)]
+        return final, {"mode": cfg.monotone, "overrides": overrides}
+    cats = [i for i, s in enumerate(specs) if s.categorical]
+    fitter = lightgbm_fitter(_base_params(cfg.params, seed), cfg.num_boost_round, cfg.early_stopping_rounds, cats)
+    final, report = choose_constraints(X, y, prior, fitter, names, overrides, cfg.monotone_evidence)
+    return final, {"mode": "evidence", **report}
+
+
+def calibrate(raw: np.ndarray, y: np.ndarray, cfg: PDModelConfig):
+    """The calibration map with its data-derived floor and cap, and a report of how it was chosen."""
+    settings = cfg.calibration_settings
+    if cfg.calibration in ("isotonic", "sigmoid", "none"):  # the earlier fixed methods, kept selectable
+        calibrator = fit_calibrator(raw, y, cfg.calibration, settings.bounds.min_floor)
+        p = calibrator(raw)
+        return calibrator, {"method": cfg.calibration, **pd_summary_counts(p, settings.bounds.min_floor)}
+    methods = cfg.calibration_methods if cfg.calibration == "auto" else [cfg.calibration]
+    calibrator, report = choose_calibrator(raw, y, methods, settings)
+    return calibrator, report
+
+
+def pd_summary_counts(p: np.ndarray, floor: float) -> dict:
+    return {"n_distinct_pd": int(len(np.unique(p))), "share_at_floor": float(np.mean(p <= floor)) if len(p) else 0.0}
+
+
+def _refit_to_best(booster: lgb.Booster) -> lgb.Booster:
+    """Keep only the trees up to the best iteration, so every later predict uses exactly those."""
+    best = booster.best_iteration or booster.current_iteration()
+    return lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
+
+
+@dataclass
+class LimitModel:
+    booster: lgb.Booster
+    names: list[str]
+    alpha: float
+    _forest: object = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def forest(self):
+        """Compiled booster, built once and cached on the object (see PDModel.forest)."""
+        if self._forest is None:
+            from pipeline.decision.forest import Forest
+
+            self._forest = Forest.from_booster(self.booster)
+        return self._forest
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """Estimated sustainable limit in currency (the model works on log limits)."""
+        return np.exp(self.forest.margin(X))
+
+
+def limit_specs(specs: list[FeatureSpec]) -> list[FeatureSpec]:
+    """The limit model never sees features derived from the current limit."""
+    return [s for s in specs if not s.uses_limit]
+
+
+def train_limit(X, limit, Xv, limit_v, specs: list[FeatureSpec], cfg: LimitModelConfig, seed: int) -> LimitModel:
+    """Quantile regression of log(granted_limit) on good payers (callers pass only those rows)."""
+    objective = {"objective": "quantile", "alpha": cfg.alpha, "metric": "quantile"}
+    booster = _fit_booster(
+        X,
+        np.log(limit),
+        Xv,
+        np.log(limit_v),
+        specs,
+        _base_params(cfg.params, seed),
+        cfg.num_boost_round,
+        cfg.early_stopping_rounds,
+        objective,
+    )
+    return LimitModel(_refit_to_best(booster), [s.name for s in specs], cfg.alpha)
