@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: help setup run $(STAGES) report promote rollback history quality test test-fast lint format docs bench ui clean
+.PHONY: help setup run $(STAGES) review report promote rollback history quality test test-fast lint format docs bench ui clean
 
 # Stage names and their help come from the stage table (pipeline/stages/__init__.py), the one place
 # the stage order is written; importing it needs no installed package.
@@ -51,22 +51,30 @@ history: $(STAMP) ## alias history (audit trail) of the registered model
 score: $(STAMP)
 	$(PIPE) score --config $(CONFIG) $(if $(MODEL),--model "$(MODEL)") $(if $(INPUT),--input "$(INPUT)") $(if $(OUTPUT),--output "$(OUTPUT)")
 
-test: $(STAMP) ## the test suite
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+# make review: the monthly account review (docs/accounts.md). Without CONFIG it uses configs/accounts.yaml (the
+# synthetic portfolio); without MODEL it first brings ingest..register up to date and reviews with the champion.
+REVIEW_CONFIG = $(if $(filter command line environment,$(origin CONFIG)),$(CONFIG),configs/accounts.yaml)
+review: $(STAMP) ## monthly account review: PD, early warning, limit actions, treatments, plans (kind: accounts)
+	$(if $(MODEL),,$(PIPE) run --config $(REVIEW_CONFIG) --to register --resume)
+	$(PIPE) review --config $(REVIEW_CONFIG) $(if $(MODEL),--model "$(MODEL)") $(if $(INPUT),--input "$(INPUT)") $(if $(OUTPUT),--output "$(OUTPUT)")
+
+test: $(STAMP) ## the test suite (one worker per core; a module's tests share a worker and its fixtures)
+	$(BIN)/python -m pytest -q -n auto --dist loadfile $(PYTEST_ARGS)
 
 test-fast: $(STAMP) ## tests without the slow end-to-end, server and Spark ones
-	$(BIN)/python -m pytest -q -m "not slow and not server and not spark" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -n auto --dist loadfile -m "not slow and not server and not spark and not browser" $(PYTEST_ARGS)
 
-lint: $(STAMP) ## ruff
+lint: $(STAMP) ## ruff (120-character lines), ruff format, mypy over pipeline/
 	$(BIN)/ruff check pipeline tests bench notebooks
 	$(BIN)/ruff format --check pipeline tests bench notebooks
+	$(BIN)/mypy
 
 format: $(STAMP)
 	$(BIN)/ruff format pipeline tests bench notebooks
 	$(BIN)/ruff check --fix pipeline tests bench notebooks
 
-quality: $(STAMP) ## PD model vs baselines on the same splits (markdown for docs/model-quality.md)
-	$(PIPE) quality --config $(CONFIG)
+quality: $(STAMP) ## PD model vs baselines on the same splits, CV_FOLDS=5 to cross-validate (docs/model-quality.md)
+	$(PIPE) quality --config $(CONFIG) $(if $(CV_FOLDS),--cv-folds $(CV_FOLDS))
 
 docs: $(STAMP) ## regenerate docs/features.md and docs/data-contract.md from the code
 	$(PIPE) docs

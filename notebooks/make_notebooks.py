@@ -1,7 +1,7 @@
-"""Writes the two notebooks from plain Python strings, without outputs.
+"""Writes the notebooks from plain Python strings, without outputs.
 
 Notebooks are generated so that they review as code and never carry outputs (data) into git:
-edit the cells here, then run `.venv/bin/python notebooks/make_notebooks.py`. Both take their
+edit the cells here, then run `.venv/bin/python notebooks/make_notebooks.py`. Each takes its
 inputs from a cell tagged `parameters` (papermill's convention; `tests/test_notebooks.py`
 injects values after it the same way).
 """
@@ -241,6 +241,105 @@ print("summary:", summary)
 ]
 
 
+REVIEW = [
+    new_markdown_cell(
+        "# Portfolio review: watch list, limit actions and plan offers\n\n"
+        "Reads the output of the monthly account review (`make review`, or `python -m pipeline review`): one row "
+        "per account with its behaviour PD, expected loss, early-warning rank, guarded limit action, contact "
+        "treatment and repayment plan, plus the job's summary (every input row accounted for).\n\n"
+        "**Parameters**: `config_path` - a `kind: accounts` config; `review_path` - the review's Parquet output "
+        "(None: the config's default, `<output_dir>/<name>/review/review.parquet`); `rows` - rows per list."
+    ),
+    new_code_cell(
+        'config_path = "configs/accounts.yaml"\nreview_path = None\nrows = 20', metadata={"tags": ["parameters"]}
+    ),
+    new_code_cell(SETUP),
+    new_code_cell("""\
+import json
+
+import matplotlib.pyplot as plt
+import pandas as pd
+from IPython.display import Markdown, display
+
+from pipeline.config import load_config
+
+pd.set_option("display.max_columns", 30, "display.width", 180, "display.max_colwidth", 90)
+cfg = load_config(resolve(config_path))
+path = resolve(review_path) if review_path else cfg.run_dir / "review" / "review.parquet"
+review = pd.read_parquet(path)
+summary = json.loads(path.with_name(path.name.removesuffix(".parquet") + ".summary.json").read_text())
+portfolio = summary["portfolio"]
+print(f"review {path}: model {summary['model_name']} v{summary['model_version']}")
+print(f"rows in {summary['rows_in']:,} = reviewed {summary['rows_scored']:,} + rejected {summary['rows_rejected']:,}")
+"""),
+    new_markdown_cell(
+        "## Watch list\nThe riskiest accounts of the whole portfolio by early-warning rank (PD, then expected loss), "
+        "with what the review decided for each and why."
+    ),
+    new_code_cell("""\
+WATCH = ["early_warning_rank", "account_id", "pd", "expected_loss", "limit_action", "credit_limit", "new_limit",
+         "treatment", "reasons"]
+watch = review.nsmallest(int(rows), "early_warning_rank")[WATCH]
+display(watch.style.format({"pd": "{:.1%}", "expected_loss": "{:,.0f}", "credit_limit": "{:,.0f}",
+                            "new_limit": "{:,.0f}"}).hide(axis="index"))
+flagged = int(review["early_warning"].sum())
+print(f"flagged for early warning: {flagged:,} of {len(review):,} accounts ({flagged / len(review):.1%})")
+fig, ax = plt.subplots(figsize=(8, 3.5))
+ax.hist(review["pd"], bins=40, color="#2b7bb9")
+ax.axvline(cfg.accounts.early_warning.pd_threshold, color="#d1495b", ls="--", label="early-warning PD level")
+ax.set(title="Behaviour PD across the portfolio", xlabel="PD", ylabel="accounts", yscale="log")
+ax.legend()
+plt.show()
+"""),
+    new_markdown_cell(
+        "## Limit actions\nIncreases need a low PD, a clean record and affordability at the new limit; decreases "
+        "are softened by the guard rails (largest fall per review, never below the balance, cooling-off)."
+    ),
+    new_code_cell("""\
+actions = review["limit_action"].value_counts().rename("accounts").to_frame()
+actions["mean change"] = review.groupby("limit_action").apply(
+    lambda g: (g["new_limit"] - g["credit_limit"]).mean(), include_groups=False)
+display(actions)
+print(f"decreases wanted {portfolio['decreases_wanted']:,}; softened or blocked by the guard rails "
+      f"{portfolio['softened_decreases']:,} {portfolio['softened_by']}")
+moved = review[review["limit_action"] != "keep"]
+if len(moved):
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    for action, colour in (("increase", "#3a9d5d"), ("decrease", "#d1495b")):
+        part = moved[moved["limit_action"] == action]
+        ax.scatter(part["credit_limit"], part["new_limit"], s=8, alpha=0.5, color=colour, label=action)
+    top = float(moved[["credit_limit", "new_limit"]].max().max())
+    ax.plot([0, top], [0, top], color="grey", lw=1)
+    ax.set(title="Current vs new limit", xlabel="current limit", ylabel="new limit")
+    ax.legend()
+    plt.show()
+"""),
+    new_markdown_cell(
+        "## Treatments and plan offers\nAccounts in arrears, or flagged and near it, are offered the shortest "
+        "affordable plan; without one that fits (or without a known income) a person reviews the case."
+    ),
+    new_code_cell("""\
+display(review["treatment"].value_counts().rename("accounts").to_frame())
+OFFERS = ["early_warning_rank", "account_id", "pd", "plan_outcome", "plan_term_months", "plan_payment",
+          "affordable_payment", "treatment"]
+at_risk = review[review["plan_outcome"].notna()]
+display(Markdown(f"**At-risk accounts: {len(at_risk):,}**, riskiest {int(rows)} shown"))
+display(at_risk.nsmallest(int(rows), "early_warning_rank")[OFFERS].style.format(
+    {"pd": "{:.1%}", "plan_term_months": "{:.0f}", "plan_payment": "{:,.2f}", "affordable_payment": "{:,.2f}"},
+    na_rep="").hide(axis="index"))
+share = portfolio["affordable_plan_share"]
+print(f"affordable plan exists for {portfolio['at_risk_with_affordable_plan']:,} of {portfolio['at_risk']:,} "
+      f"at-risk accounts ({'n/a' if share is None else f'{share:.1%}'}); with known income: "
+      f"{portfolio['at_risk_with_known_income']:,}")
+page = path.with_name(path.name.removesuffix(".parquet") + ".html")
+print(f"HTML page: {page} ({'present' if page.exists() else 'missing'})")
+result = {"accounts": len(review), "flagged": flagged, "limit_actions": review["limit_action"].value_counts().to_dict(),
+          "at_risk": len(at_risk)}
+print("summary:", result)
+"""),
+]
+
+
 def build(cells: list, prefix: str) -> nbformat.NotebookNode:
     """Stable cell ids, so regenerating an unchanged notebook gives an identical file."""
     for i, cell in enumerate(cells):
@@ -251,7 +350,11 @@ def build(cells: list, prefix: str) -> nbformat.NotebookNode:
     return nb
 
 
-NOTEBOOKS = {"01_explore_applicants.ipynb": EXPLORE, "02_model_report.ipynb": REPORT}
+NOTEBOOKS = {
+    "01_explore_applicants.ipynb": EXPLORE,
+    "02_model_report.ipynb": REPORT,
+    "03_portfolio_review.ipynb": REVIEW,
+}
 
 
 def main() -> None:

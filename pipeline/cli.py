@@ -11,6 +11,7 @@ import json
 import logging
 import sys
 import traceback
+from pathlib import Path
 
 from pipeline.config import Config, load_config
 from pipeline.errors import INTERNAL_ERROR_EXIT, ConfigError, PipelineError
@@ -68,15 +69,31 @@ def cmd_score(args):
     configure(cfg.output_dir, cfg.registry.experiment)
     progress = None if not args.no_progress else False
     model = args.model or f"models:/{cfg.registry.model_name}@champion"
-    summary = score_file(
-        model,
-        args.input or Paths(cfg.run_dir).ingested,
-        args.output or Paths(cfg.run_dir).scores,
-        cfg,
-        args.chunk_rows,
-        progress,
-    )
+    output = Path(args.output or Paths(cfg.run_dir).scores)
+    summary = score_file(model, args.input or Paths(cfg.run_dir).ingested, output, cfg, args.chunk_rows, progress)
+    if args.statements:
+        from pipeline.batch.job import load_scorer
+        from pipeline.batch.statements import write_batch_statements
+
+        scorer, _ = load_scorer(model)
+        summary["statements"] = write_batch_statements(output, Path(args.statements), scorer.products)
+        summary["statements_dir"] = str(args.statements)
     _print(summary)
+
+
+def cmd_review(args):
+    """The monthly portfolio review (kind: accounts): PD, early-warning rank, limit action, treatment, plan."""
+    from pathlib import Path
+
+    from pipeline.batch.review import review_file
+    from pipeline.mlops.tracking import configure
+    from pipeline.stages.files import Paths
+
+    cfg = load_config(args.config)
+    configure(cfg.output_dir, cfg.registry.experiment)
+    model = args.model or f"models:/{cfg.registry.model_name}@champion"
+    output = args.output or Path(cfg.run_dir) / "review" / "review.parquet"
+    _print(review_file(model, args.input or Paths(cfg.run_dir).ingested, output, cfg, args.chunk_rows))
 
 
 def cmd_promote(args):
@@ -122,6 +139,8 @@ def cmd_quality(args):
     from pipeline.stages.runner import run_until
 
     cfg = _config(args)
+    if args.cv_folds is not None:
+        cfg = cfg.model_copy(update={"split": cfg.split.model_copy(update={"cv_folds": args.cv_folds})})
     p = Paths(cfg.run_dir)
     if not p.valid.exists():
         run_until("validate", cfg, args.config)
@@ -187,9 +206,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = stage("rollback", cmd_rollback, "Move champion back to the previous champion version.")
     p.add_argument("--reason", default="rollback", help="why")
     stage("history", cmd_history, "Show the registered model's versions, aliases and alias history.")
-    stage(
+    p = stage(
         "quality", cmd_quality, "Compare the PD model with logistic and default-LightGBM baselines on the same splits."
     )
+    p.add_argument("--cv-folds", type=int, default=None, help="cross-validate with this many folds (default: config)")
     p = sub.add_parser(
         "docs",
         help="Regenerate docs/features.md and docs/data-contract.md from the code.",
@@ -217,7 +237,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default=None, help="config whose source mapping, budget and tracking to use")
     p.add_argument("--chunk-rows", type=int, default=None, help="rows per chunk (default from config)")
     p.add_argument("--no-progress", action="store_true", help="never show a progress bar")
+    p.add_argument(
+        "--statements", default=None, metavar="DIR", help="also write each applicant's statement (JSON and HTML) here"
+    )
     p.set_defaults(func=cmd_score)
+
+    p = sub.add_parser(
+        "review",
+        help="Monthly review of an account portfolio (kind: accounts).",
+        description="Review account snapshots: PD, expected loss, early-warning rank, limit action, treatment and "
+        "plan per account; writes Parquet, rejects, a summary and an HTML page beside --output.",
+    )
+    p.add_argument("--model", default=None, help="account model URI (default: the config's models:/NAME@champion)")
+    p.add_argument("--config", default="configs/accounts.yaml", help="kind: accounts config (default %(default)s)")
+    p.add_argument("--input", default=None, help="CSV or Parquet snapshots (default: the config's ingested file)")
+    p.add_argument("--output", default=None, help="Parquet output (default: output/<name>/review/review.parquet)")
+    p.add_argument("--chunk-rows", type=int, default=None, help="rows per chunk (default from config)")
+    p.set_defaults(func=cmd_review)
     return parser
 
 
@@ -240,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     previous = signals.install()
     try:
-        read_only = args.command in ("score", "promote", "rollback", "history")
+        read_only = args.command in ("score", "review", "promote", "rollback", "history")
         if read_only or "pipeline.mlops.tracking" in sys.modules:
             from pipeline.mlops.tracking import read_only_store
 

@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
-from pipeline.errors import ConfigError
 from pipeline.accounts.settings import AccountSettings
 from pipeline.decision.products import ProductsConfig
+from pipeline.errors import ConfigError
 from pipeline.strict import Strict
 
 
@@ -319,6 +319,18 @@ class LimitModelConfig(Strict):
     )
     num_boost_round: int = Field(400, ge=1)
     early_stopping_rounds: int = Field(40, ge=1)
+    num_leaves_candidates: list[int] = Field(
+        default_factory=lambda: [7, 15, 31],
+        description="tree sizes tried; the one with the lowest validation quantile loss is kept (ties: smaller); "
+        "empty: params.num_leaves",
+    )
+
+    @field_validator("num_leaves_candidates")
+    @classmethod
+    def _at_least_two_leaves(cls, value: list[int]) -> list[int]:
+        if any(v < 2 for v in value):
+            raise ValueError("every candidate needs at least 2 leaves")
+        return value
 
 
 class Grade(Strict):
@@ -410,6 +422,16 @@ class RegistryConfig(Strict):
 class ScoringConfig(Strict):
     chunk_rows: int = Field(100_000, ge=1)  # peak memory grows ~4 KB per chunk row (measured)
     reason_codes: int = Field(4, ge=0, le=10)
+    compiled: bool = Field(
+        True,
+        description="compile both forests to native code at registration (shipped in the artifact); "
+        "off: score with the numba forests",
+    )
+    exact_reasons: Literal["adverse", "all", "none"] = Field(
+        "adverse",
+        description="rows whose reason codes are exact TreeSHAP: adverse (declines and counter-offers), all, or none; "
+        "the others get path attribution (docs/reason-codes.md)",
+    )
     psi_warn: float = 0.1
     psi_alert: float = 0.25
 
@@ -448,7 +470,8 @@ class Config(Strict):
             raise ValueError("products.search.max_payment_to_income: set it once, as policy.max_payment_to_income")
         policy = data.get("policy") or {}
         cap = policy.get("max_payment_to_income") if isinstance(policy, dict) else policy.max_payment_to_income
-        search["max_payment_to_income"] = PolicyConfig.model_fields["max_payment_to_income"].default if cap is None else cap
+        default = PolicyConfig.model_fields["max_payment_to_income"].default
+        search["max_payment_to_income"] = default if cap is None else cap
         return {**data, "products": {**products, "search": search}}
 
     @model_validator(mode="after")

@@ -7,10 +7,11 @@ import pytest
 
 from pipeline.accounts.behaviour import available_specs, compute_behaviour
 from pipeline.accounts.contract import validate_accounts
-from pipeline.accounts.model import evaluate, fit_behaviour_pd, split_parts
+from pipeline.accounts.model import early_warning_numbers, fit_accounts
 from pipeline.accounts.review import review_accounts
 from pipeline.accounts.settings import AccountSettings, SyntheticPortfolioSettings
 from pipeline.accounts.synthetic import synthetic_portfolio
+from pipeline.config import parse_config
 
 S = SyntheticPortfolioSettings(accounts=6000)
 
@@ -47,17 +48,19 @@ def test_job_loss_lowers_income_and_payments_worsens_status_and_raises_default(b
 
 
 def test_behaviour_pd_ranks_job_losers_higher_and_beats_the_late_rule(book):
-    s = AccountSettings()
+    """Trained by the pipeline's PD recipe (fit_accounts -> train_pd), judged on its own test part."""
+    cfg = parse_config({"kind": "accounts", "pd_model": {"monotone": "prior", "calibration": "isotonic"}})
+    s = cfg.accounts
     specs = available_specs(book.columns, s.history)
-    features = compute_behaviour(book, s.history, specs)
-    y = book["defaulted_next"].to_numpy(float)
-    parts = split_parts(y, s.model)
-    model = fit_behaviour_pd(features, y, parts["train"], parts["validation"], specs, s.model)
-    test = book.iloc[parts["test"]].reset_index(drop=True)
-    pd_ = model.predict(features.iloc[parts["test"]])
+    out = fit_accounts(book, compute_behaviour(book, s.history, specs), specs, cfg)
+    te = out.splits["test"]
+    test = book.iloc[te].reset_index(drop=True)
+    y = test["defaulted_next"].to_numpy(float)
+    pd_ = out.scorer.predict(test)
     review = review_accounts(test, pd_, s).frame
     status = test["repayment_status_m1"].to_numpy(float)
-    m = evaluate(y[parts["test"]], pd_, review["early_warning_rank"].to_numpy(), status >= 1, s.model, status)
+    m = early_warning_numbers(y, pd_, review["early_warning_rank"].to_numpy(), status, s.model)
     assert m["auc"] > 0.85 and m["ece"] < 0.03
+    assert m["auc"] == out.metrics["test_roc_auc"]  # the stage's number is the one judged here
     assert pd_[test["job_loss"].to_numpy()].mean() > 2 * pd_[~test["job_loss"].to_numpy()].mean()
     assert m["top_same_volume_as_rule"]["defaults_captured"] >= m["rule"]["defaults_captured"]

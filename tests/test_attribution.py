@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 
 from pipeline.decision.reasons import agreement, contributions, exact, forest_of, top_reasons
@@ -51,9 +53,13 @@ def test_agreement_of_identical_attributions_is_total():
 
 
 def test_scored_reasons_come_from_the_one_pass_attribution(trained):
+    """With `exact_reasons: none` every row's reasons are the path attribution of the PD's own walk."""
     cfg, valid, result = trained
     scorer, X = _matrix(trained)
+    scorer = pickle.loads(pickle.dumps(scorer))  # the fixture is shared: change a copy
+    scorer.exact_reasons = "none"
     scored = scorer.score_valid(valid, X)
+    assert (scored["reason_method"] == "path").all()
     texts = [s.reason for s in scorer.specs]
     expected = top_reasons(contributions(scorer.pd_model, X), texts, scorer.reason_k)
     for i in range(scorer.reason_k):

@@ -12,6 +12,7 @@ from pipeline.evaluation.metrics import (
     adverse_impact_ratio,
     auc_confidence_interval,
     calibration_table,
+    counter_offer_scenarios,
     cutoff_table,
     decision_reason_counts,
     discrimination,
@@ -23,11 +24,14 @@ from pipeline.evaluation.metrics import (
     ks_statistic,
     limit_coverage,
     limit_errors,
+    offer_mix,
+    payment_to_income,
     policy_simulation,
     psi,
     psi_from_shares,
     psi_status,
     psi_table,
+    pti_distribution,
     score_bands,
 )
 
@@ -318,3 +322,65 @@ def test_adverse_impact_flags_follow_the_configured_ratio():
     )
     assert adverse_impact_flags(table, 0.8).tolist() == [False, False, False]
     assert adverse_impact_flags(table, 0.9).tolist() == [False, True, False]
+
+
+# ---------------------------------------------------------------- offers
+
+
+def test_offer_mix_by_grade_and_overall_by_hand():
+    grade = np.array(["A", "A", "B", "B", "B", "B"])
+    kind = np.array(["approve", "counter_offer", "approve", "decline", "decline", "counter_offer"])
+    t = offer_mix(grade, kind, ["A", "B", "C"])
+    assert t["grade"].tolist() == ["A", "B", "C", "all"] and t["count"].tolist() == [2, 4, 0, 6]
+    assert t["approve_share"].tolist()[:2] == [0.5, 0.25] and t["decline_share"].tolist()[:2] == [0.0, 0.5]
+    assert t.loc[3, "counter_offer_share"] == pytest.approx(2 / 6) and t.loc[3, "decline_share"] == pytest.approx(2 / 6)
+    assert np.isnan(t.loc[2, "approve_share"])  # an empty grade has no shares, not zeros
+
+
+def test_counter_offer_scenarios_by_hand():
+    # two approved as asked (1,000 and 2,000), one counter-offer of 4,000, one decline
+    y = np.array([0, 1, 1, 0])
+    p = np.array([0.1, 0.2, 0.3, 0.5])
+    kind = np.array(["approve", "approve", "counter_offer", "decline"])
+    amount = np.array([1000.0, 2000.0, 4000.0, np.nan])
+    t = counter_offer_scenarios(y, p, kind, amount, lgd=0.5, ccf=1.0).set_index("scenario")
+    with_c, without_c = t.loc["with_counter"], t.loc["without_counter"]
+    assert with_c["approved"] == 3 and without_c["approved"] == 2
+    assert with_c["approved_volume"] == 7000 and without_c["approved_volume"] == 3000
+    assert with_c["expected_loss"] == pytest.approx(0.5 * (0.1 * 1000 + 0.2 * 2000 + 0.3 * 4000))
+    assert without_c["expected_loss"] == pytest.approx(0.5 * (0.1 * 1000 + 0.2 * 2000))
+    assert with_c["expected_loss_rate"] == pytest.approx(0.5 * 1700 / 7000)
+    assert without_c["expected_loss_rate"] == pytest.approx(0.5 * 500 / 3000)
+    assert with_c["approved_bad_rate"] == pytest.approx(2 / 3) and without_c["approved_bad_rate"] == 0.5
+
+
+def test_counter_offer_scenarios_when_nobody_is_approved_as_asked():
+    t = counter_offer_scenarios(
+        np.array([0, 1]), np.array([0.1, 0.2]), np.array(["counter_offer", "decline"]), np.array([500.0, np.nan]), 1, 1
+    ).set_index("scenario")
+    assert t.loc["without_counter", "approved"] == 0 and t.loc["without_counter", "approved_volume"] == 0
+    assert np.isnan(t.loc["without_counter", "approved_bad_rate"])
+    assert t.loc["with_counter", "expected_loss_rate"] == pytest.approx(0.1)
+
+
+def test_payment_to_income_only_for_offers_with_a_known_income():
+    income = np.array([1000.0, np.nan, 2000.0, 0.0, 1000.0])
+    debt = np.array([100.0, 50.0, np.nan, 0.0, 0.0])
+    payment = np.array([200.0, 100.0, 300.0, 50.0, np.nan])
+    kind = np.array(["approve", "approve", "counter_offer", "approve", "decline"])
+    t = payment_to_income(income, debt, payment, kind)
+    assert t["offer_type"].tolist() == ["approve", "counter_offer"]  # unknown and zero income, the decline: out
+    assert t["pti"].tolist() == pytest.approx([0.3, 0.15])  # unknown debt counts as none
+
+
+def test_pti_distribution_bands_up_to_the_cap_then_above():
+    pti = pd.DataFrame(
+        {"offer_type": ["approve", "approve", "counter_offer", "counter_offer", "approve"],
+         "pti": [0.0, 0.12, 0.349, 0.35, 0.5]}
+    )  # fmt: skip
+    t = pti_distribution(pti, cap=0.35, width=0.1)
+    assert t["pti_from"].tolist() == pytest.approx([0.0, 0.1, 0.2, 0.3, 0.35])
+    assert t["pti_to"].tolist()[:-1] == pytest.approx([0.1, 0.2, 0.3, 0.35]) and np.isinf(t["pti_to"].iloc[-1])
+    assert t["count"].tolist() == [1, 1, 0, 2, 1]  # 0.35 exactly passes the cap: only 0.5 is above it
+    assert t["counter_offer"].tolist() == [0, 0, 0, 2, 0] and t["approve"].tolist() == [1, 1, 0, 0, 1]
+    assert t["cum_share"].iloc[-1] == pytest.approx(1.0)

@@ -127,3 +127,35 @@ def test_calibrated_pd_never_claims_certainty():
         assert out.min() >= 0.0005 and out.max() <= 0.9995, method
     iso = fit_calibrator(raw, y, "isotonic", floor=0.0005)
     assert iso(np.array([0.2]))[0] == 0.0005 and iso(np.array([0.8]))[0] == 0.9995
+
+
+def test_limit_model_size_is_chosen_on_validation_loss():
+    """One fit per candidate size; the lowest validation quantile loss wins, ties to the smaller trees."""
+    from types import SimpleNamespace
+
+    from pipeline.config import LimitModelConfig
+    from pipeline.model.boosters import train_limit
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(3000, 4))
+    limit = np.exp(8 + X[:, 0] + 0.5 * X[:, 1] * X[:, 2] + 0.2 * rng.normal(size=3000))
+    specs = [SimpleNamespace(name=f"f{i}", categorical=False) for i in range(4)]  # all _fit_booster reads
+    cfg = LimitModelConfig(num_boost_round=60, early_stopping_rounds=10, num_leaves_candidates=[15, 3, 7])
+    model = train_limit(X[:2000], limit[:2000], X[2000:], limit[2000:], specs, cfg, seed=1)
+    trials = model.report["trials"]
+    assert [t["num_leaves"] for t in trials] == [3, 7, 15]
+    losses = [t["valid_quantile_loss"] for t in trials]
+    assert model.report["chosen_num_leaves"] == trials[int(np.argmin(losses))]["num_leaves"]
+    assert max(t["num_leaves"] for t in model.booster.dump_model()["tree_info"]) <= model.report["chosen_num_leaves"]
+    fixed_cfg = cfg.model_copy(update={"num_leaves_candidates": []})
+    fixed = train_limit(X[:2000], limit[:2000], X[2000:], limit[2000:], specs, fixed_cfg, seed=1)
+    assert fixed.report["chosen_num_leaves"] == cfg.params["num_leaves"]
+
+
+def test_limit_model_candidates_need_two_leaves():
+    import pytest
+
+    from pipeline.config import LimitModelConfig
+
+    with pytest.raises(ValueError, match="at least 2 leaves"):
+        LimitModelConfig(num_leaves_candidates=[1, 7])

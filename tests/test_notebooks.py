@@ -1,4 +1,5 @@
-"""Both notebooks execute, parameterised, on a small synthetic training run in a temporary folder.
+"""The notebooks execute, parameterised, on small synthetic runs in temporary folders
+(applicants: a training run; accounts: a portfolio review).
 
 The kernel is `python3` started with this interpreter (jupyter_client swaps the spec's `python`
 for `sys.executable`), so it sees the venv's packages; the notebooks print their interpreter and
@@ -119,3 +120,42 @@ def test_report_notebook_loads_the_run_from_mlflow(trained_run, tmp_path):
 def test_report_notebook_finds_the_latest_run_from_the_config(trained_run, tmp_path):
     nb = execute("02_model_report.ipynb", {"config_path": str(trained_run["config"])}, tmp_path)
     assert f"run {trained_run['run']['run_id']}" in _text(nb)
+
+
+@pytest.fixture(scope="module")
+def reviewed(tmp_path_factory):
+    """A small synthetic account book reviewed by a scorer trained in-process: the review files the notebook reads."""
+    from pipeline.accounts.behaviour import available_specs, compute_behaviour
+    from pipeline.accounts.model import fit_accounts
+    from pipeline.accounts.synthetic import synthetic_portfolio
+    from pipeline.batch.review import review_file
+
+    root = tmp_path_factory.mktemp("nbreview")
+    config = {
+        "name": "nbaccounts",
+        "kind": "accounts",
+        "output_dir": str(root / "output"),
+        "pd_model": {"num_boost_round": 100, "monotone": "prior", "calibration": "isotonic"},
+        "accounts": {"portfolio": {"accounts": 1200, "seed": 8}, "limits": {"decrease": {"trigger_pd": 0.1}}},
+    }
+    path = root / "nbaccounts.yaml"
+    path.write_text(yaml.safe_dump(config))
+    cfg = load_config(path)
+    book = synthetic_portfolio(cfg.accounts.portfolio)
+    specs = available_specs(book.columns, cfg.accounts.history)
+    scorer = fit_accounts(book, compute_behaviour(book, cfg.accounts.history, specs), specs, cfg).scorer
+    book.to_parquet(root / "book.parquet")
+    output = cfg.run_dir / "review" / "review.parquet"
+    return {"config": path, "summary": review_file("local", root / "book.parquet", output, cfg, scorer=scorer)}
+
+
+def test_portfolio_review_notebook_shows_the_watch_list_actions_and_offers(reviewed, tmp_path):
+    nb = execute("03_portfolio_review.ipynb", {"config_path": str(reviewed["config"]), "rows": 5}, tmp_path)
+    text = _text(nb)
+    s = reviewed["summary"]
+    assert f"python: {sys.executable}" in text
+    assert f"rows in {s['rows_in']:,} = reviewed {s['rows_scored']:,} + rejected {s['rows_rejected']:,}" in text
+    assert f"summary: {{'accounts': {s['rows_scored']}, 'flagged': {s['portfolio']['early_warning_flagged']}" in text
+    assert "HTML page:" in text and "(present)" in text
+    assert f"softened or blocked by the guard rails {s['portfolio']['softened_decreases']:,}" in text
+    assert _images(nb) >= 2  # PD histogram, current vs new limit

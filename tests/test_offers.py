@@ -133,9 +133,8 @@ def test_decline_names_payment_to_income_and_by_how_much() -> None:
     out = one(monthly_income=3000.0, monthly_debt_payments=1250.0, living_cost=600.0)
     assert out["offer_type"] == "decline" and np.isnan(out["offer_amount"])
     assert out["offer_codes"] == "PTI_CAP"
-    assert (
-        out["offer_reasons"] == "payment-to-income 0.42 above the cap 0.40 at the smallest amount 1,000 over 60 months"
-    )
+    expected = "payment-to-income 0.424 above the cap 0.400 at the smallest amount 1,000 over 60 months"
+    assert out["offer_reasons"] == expected
 
 
 def test_decline_names_residual_income() -> None:

@@ -104,7 +104,8 @@ def test_policy_invariants(pd_, income, debt, estimate, recent, unknown, step):
     # a decline has limit 0 and at least one reason
     assert np.all(limit[~approved] == 0)
     assert all(r for r in out.loc[~approved, "decision_reasons"])
-    assert all(out.loc[approved, "decision_reasons"].isin(["CAP_AFFORDABILITY", "CAP_MODEL", "CAP_GRADE_TABLE", "CAP_MAX_LIMIT"]))
+    caps = ["CAP_AFFORDABILITY", "CAP_MODEL", "CAP_GRADE_TABLE", "CAP_MAX_LIMIT"]
+    assert all(out.loc[approved, "decision_reasons"].isin(caps))
     # limits are multiples of the step within [min, max]
     assert np.allclose(np.mod(limit[approved], step), 0)
     assert np.all((limit[approved] >= policy.min_limit) & (limit[approved] <= policy.max_limit))

@@ -48,6 +48,8 @@ PLOTS = {
     "limits_by_grade",
     "limit_fit",
     "fairness",
+    "offer_mix",
+    "payment_to_income",
 }
 CARD_SECTIONS = [
     "Model card",

@@ -28,7 +28,8 @@ def test_sqlite_store_from_the_environment_keeps_artifacts_beside_its_file(tmp_p
 def test_default_store_keeps_artifacts_in_the_output_folder(tmp_path, monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     exp_id = configure(tmp_path / "out", "default-located")
-    assert mlflow.get_experiment(exp_id).artifact_location == (tmp_path / "out").resolve().joinpath("mlartifacts").as_uri()
+    expected = (tmp_path / "out").resolve().joinpath("mlartifacts").as_uri()
+    assert mlflow.get_experiment(exp_id).artifact_location == expected
 
 
 def test_a_server_decides_its_own_artifact_root():

@@ -37,7 +37,11 @@ class BehaviourSpec:
     categorical: bool = False
 
     def available(self, columns: set[str], months: int) -> bool:
-        return all(_present(name, columns, months) for name in self.inputs)
+        return not self.missing(columns, months)
+
+    def missing(self, columns: set[str], months: int) -> list[str]:
+        """Inputs the frame lacks (a history prefix counts as missing unless every month is there)."""
+        return [name for name in self.inputs if not _present(name, columns, months)]
 
 
 def _present(name: str, columns: set[str], months: int) -> bool:

@@ -1,106 +1,84 @@
-"""Behaviour PD: LightGBM on the behaviour features, early-stopped and calibrated, plus the evaluation numbers.
+"""Behaviour PD training with the pipeline's own PD machinery, and the numbers that judge the early warning.
 
-Why here and not the applicant trainer: the applicant trainer's import path is moving during the
-restructure. The specs in behaviour.DICTIONARY carry `name`, `direction` and `categorical`, so the
-integrator can swap `fit_behaviour_pd` for `pipeline.model.boosters.train_pd` unchanged; this
-function keeps LightGBM defaults (the brief's baseline) with monotone constraints from the dictionary.
+Why the applicant machinery (`pipeline.model.boosters.train_pd`): one recipe for both kinds of model -
+LightGBM with early stopping, monotone constraints from the dictionary's directions checked on the
+training rows, the calibration method chosen by cross-validation on its own split, a data-derived PD
+floor - so improvements and audits apply to both. The behaviour dictionary's specs carry the `name`,
+`direction` and `categorical` the trainer reads.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import cast
 
-import lightgbm as lgb
 import numpy as np
 import pandas as pd
-from sklearn.isotonic import IsotonicRegression
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import roc_auc_score
-from sklearn.model_selection import train_test_split
 
 from pipeline.accounts.behaviour import BehaviourSpec
+from pipeline.accounts.plans import PLAN
+from pipeline.accounts.review import ReviewResult
+from pipeline.accounts.scorer import AccountScorer
 from pipeline.accounts.settings import ModelSettings
+from pipeline.config import Config
+from pipeline.evaluation.metrics import discrimination, psi, reference_distribution
+from pipeline.features import FeatureSpec
+from pipeline.model.boosters import to_matrix, train_pd
+from pipeline.model.splits import make_splits
 
-EPS = 1e-6
+TARGET = "defaulted_next"
 
 
 @dataclass
-class BehaviourModel:
-    booster: lgb.Booster
-    names: list[str]
-    calibrator: IsotonicRegression | LogisticRegression
-    floor: float
-
-    def predict(self, features: pd.DataFrame) -> np.ndarray:
-        """Calibrated PD in [floor, 1 - floor]: no account is ever certain to pay or to default."""
-        raw = self.booster.predict(features[self.names].to_numpy(float))
-        if isinstance(self.calibrator, IsotonicRegression):
-            pd_ = self.calibrator.predict(raw)
-        else:
-            pd_ = self.calibrator.predict_proba(_logit(raw).reshape(-1, 1))[:, 1]
-        return np.clip(pd_, self.floor, 1 - self.floor)
+class TrainOutput:
+    scorer: AccountScorer
+    splits: dict[str, np.ndarray]  # positions in the labelled rows
+    split_method: str
+    metrics: dict[str, float]
+    notes: list[str] = field(default_factory=list)
+    search: dict = field(default_factory=dict)
 
 
-def _logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(p, EPS, 1 - EPS)
-    return np.log(p / (1 - p))
+def labelled(frame: pd.DataFrame) -> np.ndarray:
+    """Rows with a known next-month outcome: the only ones a PD can be trained or judged on."""
+    return frame[TARGET].notna().to_numpy() if TARGET in frame else np.zeros(len(frame), bool)
 
 
-def split_parts(y: np.ndarray, s: ModelSettings) -> dict[str, np.ndarray]:
-    """Stratified train / validation / test positions (e.g. 60/20/20), seeded."""
-    idx = np.arange(len(y))
-    train, rest = train_test_split(idx, train_size=s.train_share, stratify=y, random_state=s.seed)
-    val_of_rest = s.validation_share / (1 - s.train_share)
-    val, test = train_test_split(rest, train_size=val_of_rest, stratify=y[rest], random_state=s.seed)
-    return {"train": np.sort(train), "validation": np.sort(val), "test": np.sort(test)}
-
-
-def fit_behaviour_pd(
-    features: pd.DataFrame,
-    y: np.ndarray,
-    train: np.ndarray,
-    val: np.ndarray,
-    specs: list[BehaviourSpec],
-    s: ModelSettings,
-) -> BehaviourModel:
-    """Early stopping on validation log loss; the calibrator is fitted on the same validation part."""
-    names = [spec.name for spec in specs]
-    X = features[names].to_numpy(float)
-    params = {
-        "objective": "binary",
-        "metric": "binary_logloss",
-        "verbose": -1,
-        "seed": s.seed,
-        "deterministic": True,
-        "num_threads": 1,
-        "monotone_constraints": [
-            spec.direction if s.monotone and spec.name not in s.unconstrained else 0 for spec in specs
-        ],
-    }
-    dtrain = lgb.Dataset(X[train], y[train], feature_name=names)
-    dval = lgb.Dataset(X[val], y[val], reference=dtrain)
-    booster = lgb.train(
-        params,
-        dtrain,
-        s.num_boost_round,
-        valid_sets=[dval],
-        callbacks=[lgb.early_stopping(s.early_stopping_rounds, verbose=False)],
+def fit_accounts(valid: pd.DataFrame, features: pd.DataFrame, specs: list[BehaviourSpec], cfg: Config) -> TrainOutput:
+    """Train on validated snapshots with their behaviour features (same rows, same order)."""
+    keep = labelled(valid)
+    frame, table = valid[keep].reset_index(drop=True), features[keep].reset_index(drop=True)
+    names = [s.name for s in specs]
+    parts, how = make_splits(frame, TARGET, cfg.split)  # no application_date: stratified by outcome
+    X, y = to_matrix(table, names), frame[TARGET].to_numpy(dtype=int)
+    tr, va, ca, te = (parts[p] for p in ("train", "validation", "calibration", "test"))
+    # BehaviourSpec carries the name, direction and categorical that train_pd reads from a FeatureSpec.
+    as_features = cast(list[FeatureSpec], specs)
+    pd_model, search = train_pd(X[tr], y[tr], X[va], y[va], X[ca], y[ca], as_features, cfg.pd_model, cfg.seed)
+    bins = cfg.evaluation.psi_bins
+    reference = {name: reference_distribution(X[tr, i], bins) for i, name in enumerate(names)}
+    pd_train, pd_test = pd_model.predict(X[tr]), pd_model.predict(X[te])
+    reference["__pd__"] = reference_distribution(pd_train, bins)
+    scorer = AccountScorer(
+        history=cfg.accounts.history,
+        feature_names=names,
+        pd_model=pd_model,
+        reference=reference,
+        meta={"model_name": cfg.registry.model_name, "kind": "accounts"},
     )
-    booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=booster.best_iteration))
-    raw = booster.predict(X[val])
-    if s.calibration == "isotonic":
-        calibrator = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(raw, y[val])
-    else:
-        calibrator = LogisticRegression(C=1e6).fit(_logit(raw).reshape(-1, 1), y[val])
-    return BehaviourModel(booster, names, calibrator, s.pd_floor)
-
-
-def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int) -> float:
-    """Weighted mean |observed rate - mean PD| over equal-count PD bins (the pipeline's definition)."""
-    order = np.argsort(p, kind="stable")
-    groups = np.array_split(order, bins)
-    gaps = [len(g) * abs(y[g].mean() - p[g].mean()) for g in groups if len(g)]
-    return float(np.sum(gaps) / len(y))
+    metrics = {f"test_{k}": v for k, v in discrimination(y[te], pd_test, cfg.evaluation.calibration_bins).items()}
+    metrics.update(
+        score_psi=psi(pd_train, pd_test, bins),
+        n_train=len(tr),
+        n_validation=len(va),
+        n_calibration=len(ca),
+        n_test=len(te),
+        n_features=len(names),
+        pd_trees=pd_model.best_iteration,
+    )
+    relaxed = pd_model.report.get("monotone", {}).get("relaxed", [])
+    notes = [f"monotone constraint relaxed on evidence: {', '.join(relaxed)}"] if relaxed else []
+    return TrainOutput(scorer, parts, how, metrics, notes, search)
 
 
 def capture(y: np.ndarray, flagged: np.ndarray) -> dict[str, float]:
@@ -126,24 +104,47 @@ def rank_by(score: np.ndarray) -> np.ndarray:
     return rank
 
 
-def evaluate(
-    y: np.ndarray, pd_: np.ndarray, rank: np.ndarray, rule: np.ndarray, s: ModelSettings, rule_score: np.ndarray
+def early_warning_numbers(
+    y: np.ndarray, pd_: np.ndarray, rank: np.ndarray, status_m1: np.ndarray, s: ModelSettings, bins: int = 10
 ) -> dict:
-    """AUC, ECE, and capture of the ranking's top shares vs a simple rule, at equal volumes.
+    """AUC, ECE, and capture of the ranking's top shares vs the simple rule "late last month", at equal volumes.
 
-    `rule` is the yes/no rule (e.g. late last month); `rule_score` ranks the same rule's accounts (e.g. months
-    late last month) so that the rule, too, can be cut at the top 5% and 10%.
+    The rule is yes/no; to cut it at the top 5% and 10% too, its accounts are ranked by how late they are.
     """
+    status = np.nan_to_num(np.asarray(status_m1, dtype=float), nan=-np.inf)
+    rule = status >= s.rule_min_status
+    m = discrimination(y, pd_, bins)
     out: dict = {
         "rows": int(len(y)),
         "default_rate": float(y.mean()),
-        "auc": float(roc_auc_score(y, pd_)),
-        "ece": expected_calibration_error(y, pd_, s.calibration_bins),
+        "auc": m["roc_auc"],
+        "ece": m["ece"],
         "rule": capture(y, rule),
     }
-    by_rule = rank_by(rule_score)
+    by_rule = rank_by(status)
     for share in s.capture_shares:
         out[f"top_{share:.0%}"] = capture(y, top_share(rank, share))
         out[f"rule_top_{share:.0%}"] = capture(y, top_share(by_rule, share))
     out["top_same_volume_as_rule"] = capture(y, top_share(rank, float(np.mean(rule))))
     return out
+
+
+def review_numbers(review: ReviewResult, pd_: np.ndarray, trigger_pd: float, income: pd.Series | None) -> dict:
+    """What the guard rails and plans did: decreases wanted vs softened, and the share of at-risk accounts
+    (plan candidates: in arrears, or flagged and near it) for which an affordable plan exists."""
+    out = review.frame
+    at_risk = out["plan_outcome"].notna().to_numpy()
+    plan = (out["plan_outcome"] == PLAN).to_numpy()
+    known = income.notna().to_numpy() if income is not None else np.zeros(len(out), bool)
+    return {
+        "accounts": len(out),
+        "counts": review.counts(),
+        "early_warning_flagged": int(out["early_warning"].sum()),
+        "decreases_wanted": int((np.asarray(pd_) >= trigger_pd).sum()),
+        "softened_decreases": review.softened_decreases,
+        "softened_by": review.softened_by,
+        "at_risk": int(at_risk.sum()),
+        "at_risk_with_known_income": int((at_risk & known).sum()),
+        "at_risk_with_affordable_plan": int((at_risk & plan).sum()),
+        "affordable_plan_share": float(plan[at_risk].mean()) if at_risk.any() else float("nan"),
+    }

@@ -62,8 +62,11 @@ def early_warning_rank(pd_: np.ndarray, el: np.ndarray) -> np.ndarray:
     return rank
 
 
-def early_warning_flags(pd_: np.ndarray, rank: np.ndarray, s: EarlyWarningSettings) -> dict[str, np.ndarray]:
-    top = int(np.floor(s.rank_share * len(pd_)))  # never more than the share
+def early_warning_flags(
+    pd_: np.ndarray, rank: np.ndarray, s: EarlyWarningSettings, portfolio_size: int | None = None
+) -> dict[str, np.ndarray]:
+    """`portfolio_size` is the whole book's when `rank` is portfolio-wide and these rows are one chunk of it."""
+    top = int(np.floor(s.rank_share * (len(pd_) if portfolio_size is None else portfolio_size)))  # never more
     return {"EW_PD": pd_ >= s.pd_threshold, "EW_RANK": rank <= top}
 
 
@@ -80,17 +83,34 @@ def reason_texts(flags: dict[str, np.ndarray], n: int) -> np.ndarray:
     return texts[inverse.ravel()]
 
 
-def review_accounts(frame: pd.DataFrame, pd_: np.ndarray, s: AccountSettings) -> ReviewResult:
-    """Review every snapshot row; `pd_` is the calibrated behaviour PD in row order."""
+def expected_loss(frame: pd.DataFrame, pd_: np.ndarray, s: LossSettings) -> tuple[np.ndarray, np.ndarray]:
+    """(EAD, PD x EAD x LGD) per row: what the early-warning ranking breaks PD ties with."""
+    ead = exposure_at_default(frame["credit_limit"].to_numpy(float), frame["balance"].to_numpy(float), s)
+    return ead, np.asarray(pd_, dtype=float) * ead * s.lgd
+
+
+def review_accounts(
+    frame: pd.DataFrame,
+    pd_: np.ndarray,
+    s: AccountSettings,
+    rank: np.ndarray | None = None,
+    portfolio_size: int | None = None,
+) -> ReviewResult:
+    """Review every snapshot row; `pd_` is the calibrated behaviour PD in row order.
+
+    A batch job reviewing a portfolio in chunks passes the portfolio-wide `rank` (early_warning_rank over
+    every account's PD and expected loss) and `portfolio_size`; without them the rows are the whole book.
+    """
     pd_ = np.clip(np.asarray(pd_, dtype=float), 0.0, 1.0)
     if len(pd_) != len(frame) or np.isnan(pd_).any():
         raise ValueError(f"need one known PD per row: {len(pd_)} PDs for {len(frame)} rows")
+    if rank is not None and len(rank) != len(frame):
+        raise ValueError(f"need one rank per row: {len(rank)} ranks for {len(frame)} rows")
     frame = frame.reset_index(drop=True)
-    limit, balance = frame["credit_limit"].to_numpy(float), frame["balance"].to_numpy(float)
-    ead = exposure_at_default(limit, balance, s.loss)
-    el = pd_ * ead * s.loss.lgd
-    rank = early_warning_rank(pd_, el)
-    ew = early_warning_flags(pd_, rank, s.early_warning)
+    limit = frame["credit_limit"].to_numpy(float)
+    ead, el = expected_loss(frame, pd_, s.loss)
+    rank = early_warning_rank(pd_, el) if rank is None else np.asarray(rank, dtype=np.int64)
+    ew = early_warning_flags(pd_, rank, s.early_warning, portfolio_size)
     flagged = ew["EW_PD"] | ew["EW_RANK"]
     limits = review_limits(frame, pd_, flagged, s.limits)
     treat = assign_treatments(frame, pd_, flagged, s.treatments, s.plans)

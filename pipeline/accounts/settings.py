@@ -114,45 +114,29 @@ class LossSettings(Strict):
 
 
 class ModelSettings(Strict):
-    """Behaviour PD: LightGBM defaults plus early stopping, calibrated on the validation part."""
+    """How the behaviour PD is judged. It is trained by the applicant pipeline's own machinery, so its
+    LightGBM, monotone and calibration settings are the config's `pd_model` and its splits `split`."""
 
-    seed: int = 42
-    train_share: float = Field(0.6, gt=0, lt=1)
-    validation_share: float = Field(0.2, gt=0, lt=1)
-    num_boost_round: int = Field(2000, ge=1)
-    early_stopping_rounds: int = Field(50, ge=1)
-    calibration: Literal["isotonic", "sigmoid"] = "isotonic"
-    monotone: bool = True
-    unconstrained: list[str] = Field(
-        default_factory=list, description="features left free of their monotone constraint, when data shows a U-shape"
+    capture_shares: list[float] = Field(
+        default_factory=lambda: [0.05, 0.10], description="shares of the early-warning list whose capture is reported"
     )
-    pd_floor: float = Field(0.0005, ge=0, lt=0.5)
-    calibration_bins: int = Field(10, ge=2)
-    capture_shares: list[float] = Field(default_factory=lambda: [0.05, 0.10])
+    rule_min_status: int = Field(
+        1, ge=1, le=9, description="the simple rule compared against: repayment_status_m1 >= this (late last month)"
+    )
 
-    @model_validator(mode="after")
-    def _parts(self) -> ModelSettings:
-        if self.train_share + self.validation_share >= 1:
-            raise ValueError("train_share + validation_share must leave a test part")
-        return self
+    @field_validator("capture_shares")
+    @classmethod
+    def _shares(cls, shares: list[float]) -> list[float]:
+        if not shares or any(not 0 < x < 1 for x in shares):
+            raise ValueError("capture_shares must be fractions in (0, 1)")
+        return sorted(shares)
 
 
-class AccountSettings(Strict):
-    """The `accounts:` section of a config."""
+class ReportSettings(Strict):
+    """How much of the review the HTML page and the notebook show (the Parquet output always has every account)."""
 
-    history: HistorySettings = HistorySettings()
-    early_warning: EarlyWarningSettings = EarlyWarningSettings()
-    limits: LimitSettings = LimitSettings()
-    treatments: TreatmentSettings = TreatmentSettings()
-    plans: PlanSettings = PlanSettings()
-    loss: LossSettings = LossSettings()
-    model: ModelSettings = ModelSettings()
-
-    @model_validator(mode="after")
-    def _within_history(self) -> AccountSettings:
-        if self.limits.increase.clean_months > self.history.months:
-            raise ValueError("limits.increase.clean_months cannot exceed history.months")
-        return self
+    watch_list_rows: int = Field(50, ge=1, le=10_000, description="riskiest accounts listed by early-warning rank")
+    plan_offers_rows: int = Field(50, ge=1, le=10_000, description="plan offers listed, riskiest first")
 
 
 class DefaultWeights(Strict):
@@ -191,4 +175,28 @@ class SyntheticPortfolioSettings(Strict):
     def _window(self) -> SyntheticPortfolioSettings:
         if self.history + self.snapshots - 1 > self.months:
             raise ValueError("months must cover history + snapshots - 1")
+        return self
+
+
+class AccountSettings(Strict):
+    """The `accounts:` section of a config."""
+
+    history: HistorySettings = HistorySettings()
+    early_warning: EarlyWarningSettings = EarlyWarningSettings()
+    limits: LimitSettings = LimitSettings()
+    treatments: TreatmentSettings = TreatmentSettings()
+    plans: PlanSettings = PlanSettings()
+    loss: LossSettings = LossSettings()
+    model: ModelSettings = ModelSettings()
+    report: ReportSettings = ReportSettings()
+    portfolio: SyntheticPortfolioSettings = Field(
+        SyntheticPortfolioSettings(), description="the seeded generator `source: {kind: synthetic}` reads"
+    )
+
+    @model_validator(mode="after")
+    def _within_history(self) -> AccountSettings:
+        if self.limits.increase.clean_months > self.history.months:
+            raise ValueError("limits.increase.clean_months cannot exceed history.months")
+        if self.portfolio.history < self.history.months:
+            raise ValueError("portfolio.history must cover history.months (the generator emits that many months)")
         return self

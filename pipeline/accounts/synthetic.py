@@ -127,6 +127,8 @@ def _review_history(month: pd.Timestamp, status: np.ndarray, n: int, rng: np.ran
     when = pd.DatetimeIndex(pd.to_datetime({"year": total // 12, "month": total % 12 + 1, "day": 1}))
     return {
         "last_limit_change_month": when.where(changed, pd.NaT),
-        "last_limit_change_direction": np.where(changed, rng.choice(["increase", "decrease"], n), None),
+        "last_limit_change_direction": np.where(
+            changed, rng.choice(["increase", "decrease"], n).astype(object), np.full(n, None, dtype=object)
+        ),
         "contacts_this_month": np.where(status >= 1, rng.poisson(0.8, n), 0).astype(float),
     }

@@ -1,10 +1,10 @@
 """Batch scoring job: stream a file through the registered artifact, account for every row.
 
-Reads in chunks, validates each chunk (bad rows go to `<stem>.rejects.parquet` with
-reasons), scores the rest, writes Parquet through a temporary file renamed at the end
-(a killed job leaves nothing at the final path), and writes `<stem>.summary.json`
-with rows_in = rows_scored + rows_rejected, drift against the training reference and
-timings. Memory is bounded by the chunk size, not the file size.
+Reads in chunks, validates each chunk (bad rows, malformed lines included, go to
+`<stem>.rejects.parquet` with reasons), scores the rest, and writes scores, rejects and
+`<stem>.summary.json` (rows_in = rows_scored + rows_rejected, drift against the training
+reference, timings) to temporary files published together at the end, so the three are
+always from one run. Memory is bounded by the chunk size, not the file size.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from pipeline.data.io import (
     clean_stale_temps,
     csv_row_bytes,
     detect_format,
+    discard,
     iter_csv_text,
     iter_parquet,
     make_parent,
@@ -332,7 +333,7 @@ def score_file(
         return summary
     finally:
         for tmp in temps.all():
-            tmp.unlink(missing_ok=True)
+            discard(tmp)
 
 
 REJECTS_SCHEMA = pa.schema(

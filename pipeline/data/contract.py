@@ -60,6 +60,9 @@ class ContractColumn:
         return "; ".join(parts) or "any"
 
 
+WINDOW = "in the source's reporting window (contract.delinquency_window_months)"
+
+
 def _core(history_months: int) -> list[ContractColumn]:
     c = ContractColumn
     cols = [
@@ -75,9 +78,9 @@ def _core(history_months: int) -> list[ContractColumn]:
         c("revolving_balance", "float", "Current balance on revolving credit.", min=0),
         c("revolving_limit", "float", "Current limit on revolving credit.", min=0),
         c("revolving_utilization", "float", "Balance / limit when given directly.", min=0),
-        c("delinquencies_30d", "int", "30+ days past due events in the source's reporting window (contract.delinquency_window_months).", min=0),
-        c("delinquencies_60d", "int", "60+ days past due events in the source's reporting window (contract.delinquency_window_months).", min=0),
-        c("delinquencies_90d", "int", "90+ days past due events in the source's reporting window (contract.delinquency_window_months).", min=0),
+        c("delinquencies_30d", "int", f"30+ days past due events {WINDOW}.", min=0),
+        c("delinquencies_60d", "int", f"60+ days past due events {WINDOW}.", min=0),
+        c("delinquencies_90d", "int", f"90+ days past due events {WINDOW}.", min=0),
         c("credit_history_months", "int", "Months since the first credit line.", min=0),
         c("requested_amount", "float", "Credit amount applied for.", min=0, min_exclusive=True),
         c("requested_term_months", "int", "Term applied for, in months.", min=1, max=360, hard_min=1, hard_max=600),

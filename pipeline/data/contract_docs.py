@@ -84,7 +84,12 @@ Validation is lazy: every failure in every row is collected before anything is d
    list ignoring case and surrounding spaces and take the contract's spelling (`Own` → `own`).
    A value that cannot be cast (`abc` in `age`, `2024-13-01` in `application_date`) fails rule
    `type:<type>`; a text value holding bytes that were not valid UTF-8 (read with U+FFFD
-   replacement characters) fails rule `encoding`.
+   replacement characters) fails rule `encoding`. A date with a UTC offset (`+02:00`, `Z`)
+   is converted to UTC and stored without the offset; a date without one is taken as written.
+   A CSV line that cannot be split into the header's fields (too many, too few, an unclosed
+   quote) is a row too: it is rejected under column `<line>` with rule
+   `malformed_line: expected N fields, got M` or `malformed_line: unclosed quote`, its raw
+   text as the value, and counts against the rejection budget.
 2. **Rules** (one pandera schema assembled from the core columns, the history months, the
    declared extras and the protected attributes): `not_null`, `unique` (applicant_id: *every*
    row carrying a duplicated id is quarantined, not only the second), `max_length(64)`
@@ -125,15 +130,18 @@ These stop the stage with a message naming the file (and the column where there 
 | failure | exit code |
 |---|---|
 | input file missing, a folder, 0 bytes, unreadable, truncated or corrupt gzip | 3 |
-| no header line, or a header with unnamed or duplicated columns | 3 |
+| compressed other than gzip (bz2, xz, zip, zstd, 7z), UTF-16/32, or binary (NUL bytes): the message names which | 3 |
+| no header line | 3 |
 | header only (no data rows) | 3 |
-| a row with a different number of fields than the header (wrong delimiter or quoting) | 3 |
 | a required column missing (the id; `defaulted` when training) or a mapped source column missing | 3 |
 | every row rejected (the rejects are still written) | 3 |
 | more rows rejected than the rejection budget | 4 |
 | the config maps to a column the contract does not declare | 2 |
 
-A file read with the wrong delimiter arrives as one column; the message says so.
+A file read with the wrong delimiter arrives as one column; the message says so. A header
+with an empty cell or a repeated name is not an error: the column is named as pandas names it
+(`Unnamed: N`, `x.1`) and the change is listed under `header` in `ingest/ingest.json`, with
+`ignored_columns` (file columns the mapping does not read).
 """
 
 PROSE_SOURCE = """## Bringing your own data: the generic file source
@@ -264,7 +272,10 @@ def contract_markdown(cfg: ContractConfig, sources: list[tuple[str, str, object]
         "whose customers include centenarians; it is refused outside the bounds above (only narrowing where",
         "none are listed), so a typo cannot admit nonsense.",
         "",
-        PROSE_ROWS, PROSE_SOURCE, PROSE_DATASETS]
+        PROSE_ROWS,
+        PROSE_SOURCE,
+        PROSE_DATASETS,
+    ]
     for title, path, source_cfg in _shipped_sources() if sources is None else sources:
         lines += source_markdown(title, path, source_cfg)
     return "\n".join(lines).rstrip("\n") + "\n"

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import errno
 import hashlib
 import os
 import re
@@ -482,8 +483,11 @@ def _byte_chunks(path: Path, encoding: str, size: int) -> Iterator[bytes]:
 class CsvFile:
     """A CSV file read as text columns: the header once, then the rows block by block."""
 
-    def __init__(self, path: str | Path, delimiter: str = ",", encoding: str = "utf-8") -> None:
+    def __init__(
+        self, path: str | Path, delimiter: str = ",", encoding: str = "utf-8", max_record_bytes: int = MAX_RECORD_BYTES
+    ) -> None:
         self.path, self.delimiter, self.encoding = Path(path), delimiter, encoding
+        self.max_record_bytes = max_record_bytes
         sniff_csv(self.path, encoding)
         blocks = self._blocks(1 << 16)
         try:
@@ -496,7 +500,8 @@ class CsvFile:
 
     def _blocks(self, read_bytes: int) -> Iterator[bytes | Malformed]:
         try:
-            yield from record_blocks(_byte_chunks(self.path, self.encoding, read_bytes), self.delimiter)
+            chunks = _byte_chunks(self.path, self.encoding, read_bytes)
+            yield from record_blocks(chunks, self.delimiter, self.max_record_bytes)
         except _READ_ERRORS as err:
             raise _read_error(self.path, err) from None
         except DataContractError as err:
@@ -655,8 +660,22 @@ def storage_errors(path: Path, action: str = "write"):
 
 
 def make_parent(path: Path) -> None:
+    """Create the output's folder; a part of the path that is a file is named as such (ENOTDIR, not EEXIST)."""
+    for folder in [path.parent, *path.parent.parents]:
+        if folder.exists() and not folder.is_dir():
+            raise StorageError.from_os_error(
+                OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR)), folder, "create a folder in"
+            )
     with storage_errors(path.parent, "create the folder"):
         path.parent.mkdir(parents=True, exist_ok=True)
+
+
+def discard(path: Path) -> None:
+    """Remove a temporary file if it is there; never raise (unlink fails with EROFS even when there is nothing)."""
+    try:
+        path.unlink(missing_ok=True)
+    except OSError:
+        pass
 
 
 def fsync_file(path: Path) -> None:
@@ -677,7 +696,7 @@ def atomic_write_parquet(df: pd.DataFrame | pa.Table, path: str | Path) -> Path:
             fsync_file(tmp)
             os.replace(tmp, path)
     finally:
-        tmp.unlink(missing_ok=True)
+        discard(tmp)
     return path
 
 
@@ -692,7 +711,7 @@ def atomic_write_text(text: str, path: str | Path) -> Path:
             fsync_file(tmp)
             os.replace(tmp, path)
     finally:
-        tmp.unlink(missing_ok=True)
+        discard(tmp)
     return path
 
 

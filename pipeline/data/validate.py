@@ -237,7 +237,8 @@ def _rejects(found: pd.DataFrame, df: pd.DataFrame, typed: pd.DataFrame, row_off
     values = np.empty(len(found), dtype=object)
     for column, idx in found.groupby("column", sort=False).groups.items():
         rows = found.loc[idx, "pos"].to_numpy(dtype="int64")
-        values[found.index.get_indexer(idx)] = [_short(v) for v in df[column].to_numpy(dtype=object)[rows]]
+        cut = _short if column != LINE_COLUMN else (lambda v: v)  # the reader already cut the line, with its length
+        values[found.index.get_indexer(idx)] = [cut(v) for v in df[column].to_numpy(dtype=object)[rows]]
     ids = typed["applicant_id"].to_numpy(dtype=object)[pos] if "applicant_id" in typed else np.full(len(pos), None)
     return pd.DataFrame(
         {

@@ -317,7 +317,7 @@ def _decline_notes(notes: _Notes, declined: np.ndarray, r: _Rows, res: dict, pro
          "the credit limit for the risk grade, {limit:money}, is below the product minimum {min:money}"),
         (r.income_known & (r.income <= 0), "NO_INCOME", "no income to repay from"),
         (known & (pti > s.max_payment_to_income + 1e-12), "PTI_CAP",
-         "payment-to-income {pti:.2f} above the cap {s.max_payment_to_income:.2f} " + at),
+         "payment-to-income {pti:.3f} above the cap {s.max_payment_to_income:.3f} " + at),
         (known & (left < s.min_residual_income), "RESIDUAL_INCOME",
          "income left after living costs and debts {left:,.2f} below the minimum {s.min_residual_income:,.2f} " + at),
     ]  # fmt: skip

@@ -7,7 +7,9 @@ exactly additive (bias + sum = log-odds, the bias equal to TreeSHAP's) and ~100x
 than TreeSHAP; its top reasons agree with TreeSHAP's on most but not all rows (measured in
 docs/reason-codes.md). `exact` is LightGBM's TreeSHAP (`pred_contrib`), the reference.
 `top_reasons` turns contributions into the k reason texts: only positive contributions are
-reasons; a row with fewer than k risk-raising features has blanks.
+reasons; a row with fewer than k risk-raising features has blanks. The scorer uses exact
+TreeSHAP (`pipeline.decision.treeshap`, equal to `pred_contrib`) for adverse decisions by
+default (`scoring.exact_reasons`), path attribution for the others.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import lightgbm as lgb
 import numpy as np
 
 from pipeline.decision.forest import Forest
+from pipeline.decision.treeshap import top_k_exact
 from pipeline.model.boosters import threads
 
 # Forests built for bare boosters, so repeated calls never re-flatten the same model.
@@ -70,20 +73,16 @@ def agreement(fast: np.ndarray, reference: np.ndarray, k: int = 3) -> dict[str, 
 
 
 def top_reasons(contrib: np.ndarray, reason_texts: list[str], k: int) -> np.ndarray:
-    """(n, k) array of reason texts, strongest first; None where fewer than k features raise risk."""
-    n, f = contrib.shape
-    k_eff = min(k, f)
+    """(n, k) array of reason texts, strongest first; None where fewer than k features raise risk.
+
+    Selection is `treeshap.top_k_exact`'s, so path and exact attributions share one tie rule
+    (larger value first, equal values to the lower feature index; only positive values count):
+    the same contributions always give the same reasons, whichever method produced them.
+    """
+    n = len(contrib)
     out = np.full((n, k), None, dtype=object)
-    if n == 0 or k_eff == 0:
+    if n == 0 or k == 0 or contrib.shape[1] == 0:
         return out
-    if k_eff < f:
-        part = np.argpartition(-contrib, k_eff - 1, axis=1)[:, :k_eff]
-    else:
-        part = np.tile(np.arange(f), (n, 1))
-    vals = np.take_along_axis(contrib, part, axis=1)
-    order = np.argsort(-vals, axis=1, kind="stable")
-    idx = np.take_along_axis(part, order, axis=1)
-    vals = np.take_along_axis(vals, order, axis=1)
-    texts = np.asarray(reason_texts, dtype=object)[idx]
-    out[:, :k_eff] = np.where(vals > 0, texts, None)
-    return out
+    idx = top_k_exact(contrib, k)
+    texts = np.asarray([*reason_texts, None], dtype=object)  # index -1 (padding) maps to None
+    return texts[idx]

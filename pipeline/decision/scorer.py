@@ -7,24 +7,64 @@ functions are looked up from `pipeline.features` by name when it is loaded.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
-from pipeline.config import ContractConfig, FeatureConfig, PolicyConfig, ScorecardConfig
+from pipeline.config import ContractConfig, FeatureConfig, PolicyConfig, ScorecardConfig, ScoringConfig
 from pipeline.data.validate import ValidationResult, validate_frame
-from pipeline.decision.offers import OFFER_COLUMNS, offer_inputs_from_frame, search_offers
-from pipeline.decision.policy import REASONS, PolicyInputs, decide
+from pipeline.decision.offers import COUNTER, OFFER_COLUMNS, offer_inputs_from_frame, search_offers
+from pipeline.decision.policy import DECLINE, REASONS, PolicyInputs, decide
 from pipeline.decision.products import ProductsConfig
 from pipeline.decision.reasons import top_reasons
 from pipeline.decision.scorecard import grade_names, pd_to_score, score_to_grade_index
+from pipeline.decision.treeshap import shap_values
 from pipeline.features import FeatureSpec, compute_features, feature_dictionary, living_cost
 from pipeline.model.boosters import LimitModel, PDModel, to_matrix
 
+log = logging.getLogger(__name__)
 OUTPUT_BASE = ["applicant_id", "pd", "score", "grade", "decision", "credit_limit"]
 TEXT_OFFER_COLUMNS = ("product", "offer_type", "offer_codes", "offer_reasons")
+
+
+class _OneBlasThread:
+    """numpy's BLAS at one thread while chunks are featurised and scored.
+
+    Why: the forests already use every core (the compiled forest's thread pool, numba's prange)
+    and the batch job featurises the next chunk in a second thread meanwhile; BLAS threads on top
+    oversubscribe the cores. Counted, so overlapping users (that producer and the scoring thread)
+    restore the original setting only when the last one leaves.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._depth = 0
+        self._limits: threadpool_limits | None = None
+
+    @contextmanager
+    def __call__(self) -> Iterator[None]:
+        with self._lock:
+            if self._depth == 0:
+                self._limits = threadpool_limits(limits=1, user_api="blas")
+            self._depth += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._depth -= 1
+                if self._depth == 0 and self._limits is not None:
+                    self._limits.restore_original_limits()
+                    self._limits = None
+
+
+one_blas_thread = _OneBlasThread()
 
 
 @dataclass
@@ -41,6 +81,8 @@ class Scorer:
     reference: dict = field(default_factory=dict)  # drift reference distributions
     meta: dict = field(default_factory=dict)  # model name, version, commit, data digest
     products: ProductsConfig | None = None  # None: a limit only, no offer (artifacts before 0.2)
+    compiled: bool = True  # score with the compiled forests when the models carry them (scoring.compiled)
+    exact_reasons: str = "adverse"  # rows with exact TreeSHAP reasons: adverse | all | none (scoring.exact_reasons)
 
     def __getstate__(self):
         state = dict(self.__dict__)
@@ -63,12 +105,8 @@ class Scorer:
     @property
     def output_columns(self) -> list[str]:
         offers = list(OFFER_COLUMNS) if self.products is not None else []
-        return (
-            OUTPUT_BASE
-            + offers
-            + [f"reason_{i}" for i in range(1, self.reason_k + 1)]
-            + ["decision_reasons", "model_name", "model_version"]
-        )
+        reasons = [f"reason_{i}" for i in range(1, self.reason_k + 1)] + ["reason_method"] * (self.reason_k > 0)
+        return OUTPUT_BASE + offers + reasons + ["decision_reasons", "model_name", "model_version"]
 
     @property
     def numeric_outputs(self) -> list[str]:
@@ -126,49 +164,142 @@ class Scorer:
         return compute_features(valid, self.specs, self.features_cfg, self.categories)
 
     def matrix(self, valid: pd.DataFrame) -> np.ndarray:
-        return to_matrix(self.features(valid), self.feature_names)
+        with one_blas_thread():
+            return to_matrix(self.features(valid), self.feature_names)
+
+    def compile(self, scoring: ScoringConfig | None = None) -> dict:
+        """Stamp the scoring settings and build the native forests shipped in the artifact (at registration).
+
+        Why at registration: code generation takes seconds and LLVM's code generator, loading the
+        blob at scoring takes milliseconds. `scoring.compiled: false` ships without blobs (numba).
+        """
+        scoring = scoring or ScoringConfig()
+        self.compiled, self.exact_reasons = scoring.compiled, scoring.exact_reasons
+        models = {"pd": (self.pd_model, self.reason_k > 0), "limit": (self.limit_model, False)}
+        report: dict = {"enabled": scoring.compiled}
+        for name, (model, contrib) in models.items():
+            if model is None:
+                continue
+            if scoring.compiled:
+                report[name] = model.compile(contrib=contrib)
+            else:
+                model.compiled_blob, model._engine = None, None
+        self.meta["compiled"] = report
+        return report
 
     def score_valid(self, valid: pd.DataFrame, X: np.ndarray | None = None) -> pd.DataFrame:
         """Scores for rows that passed validation, in their order."""
-        X = self.matrix(valid) if X is None else X
-        contrib = None
-        if self.reason_k:  # PD and reason-code attribution from one walk of the trees
-            raw, contrib = self.pd_model.raw_and_contrib(X)
-            pd_ = self.pd_model.calibrator(raw)
-        else:
-            pd_ = self.pd_model.predict(X)
-        score = pd_to_score(pd_, self.scorecard)
-        grade_idx = score_to_grade_index(score, self.scorecard)
-        if self.limit_model is not None:
-            cols = [self.feature_names.index(n) for n in self.limit_model.names]
-            estimate = self.limit_model.predict(X[:, cols])
-        else:
-            estimate = np.full(len(valid), np.nan)
-        decisions = decide(self._policy_inputs(valid, pd_, grade_idx, estimate), self.policy, self.scorecard)
+        with one_blas_thread():
+            X = self.matrix(valid) if X is None else X
+            pd_, contrib = self._pd(X)
+            score = pd_to_score(pd_, self.scorecard)
+            grade_idx = score_to_grade_index(score, self.scorecard)
+            decisions = self._decide(valid, X, pd_, grade_idx)
+            if self.products is not None:
+                decisions = self._with_offers(decisions, valid, pd_, grade_idx)
+            out = pd.DataFrame(
+                {
+                    "applicant_id": valid["applicant_id"].to_numpy(),
+                    "pd": pd_,
+                    "score": score,
+                    "grade": grade_names(grade_idx, self.scorecard),
+                    "decision": decisions["decision"].to_numpy(),
+                    "credit_limit": decisions["credit_limit"].to_numpy(),
+                }
+            )
+            if self.products is not None:
+                for col in OFFER_COLUMNS:
+                    out[col] = decisions[col].to_numpy()
+            if self.reason_k:
+                self._add_reasons(out, X, contrib, decisions)
+            out["decision_reasons"] = decisions["decision_reasons"].to_numpy()
+            out["model_name"] = self.meta.get("model_name", "")
+            out["model_version"] = str(self.meta.get("model_version", ""))
+            return out
+
+    def _pd(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Calibrated PD, and path attribution from the same walk of the trees when some row will use it."""
+        if self.reason_k and self.exact_reasons != "all":
+            raw, contrib = self.pd_model.raw_and_contrib(X, self.compiled)
+            return self.pd_model.calibrator(raw), contrib
+        return self.pd_model.predict(X, self.compiled), None
+
+    def _limit(self, X: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+        """The limit model's estimate for `rows` of X (all rows when None)."""
+        assert self.limit_model is not None
+        cols = [self.feature_names.index(n) for n in self.limit_model.names]
+        sub = X[:, cols] if rows is None else X[np.ix_(rows, np.asarray(cols))]
+        return self.limit_model.predict(sub, self.compiled)
+
+    def _decide(self, valid: pd.DataFrame, X: np.ndarray, pd_, grade_idx) -> pd.DataFrame:
+        """The policy's decisions, with the limit model run only for rows whose outcome can depend on it.
+
+        The skipped rows are checked against the policy's own verdict; should the policy ever
+        disagree (a rule changed), their estimates are computed and the policy runs again.
+        """
+        n = len(valid)
+        inputs = self._policy_inputs(valid, pd_, grade_idx, np.full(n, np.nan))
+        if self.limit_model is None:
+            return decide(inputs, self.policy, self.scorecard)
+        skip = self._declined_before_limit(inputs)
+        estimate = np.full(n, np.nan)
+        estimate[~skip] = self._limit(X, None if not skip.any() else np.flatnonzero(~skip))
+        decisions = decide(replace(inputs, limit_estimate=estimate), self.policy, self.scorecard)
+        wrong = skip & ~self._limit_free(decisions, pd_)
+        if wrong.any():
+            log.warning("%d rows skipped the limit model but the policy did not decline them: rescored", wrong.sum())
+            estimate[wrong] = self._limit(X, np.flatnonzero(wrong))
+            decisions = decide(replace(inputs, limit_estimate=estimate), self.policy, self.scorecard)
+        return decisions
+
+    def _declined_before_limit(self, inputs: PolicyInputs) -> np.ndarray:
+        """Rows whose outputs cannot depend on the limit estimate, from the policy's rules (`policy.decide`).
+
+        Hard-rule declines (residual income, a recent 90+ days delinquency, unknown income under
+        `unknown_income: decline`): their offer is replaced by the decline. PD above the cutoff only
+        without products: with products the decline notice also lists LIMIT_BELOW_MIN, from the limit.
+        """
+        p = self.policy
+        residual = inputs.residual_income
+        hard = p.require_positive_residual_income & ~(residual > 0) & ~np.isnan(residual)
+        hard |= p.decline_recent_90d & inputs.recent_90d
+        hard |= (p.unknown_income == "decline") & np.isnan(inputs.monthly_income)
+        if self.products is None:
+            hard |= inputs.pd > p.pd_cutoff
+        return np.asarray(hard, dtype=bool)
+
+    def _limit_free(self, decisions: pd.DataFrame, pd_: np.ndarray) -> np.ndarray:
+        """Rows the policy declined before the limit step, as `_declined_before_limit` assumed."""
+        free = decisions["hard_decline"].to_numpy(dtype=bool)
+        if self.products is None:
+            declined = decisions["decision"].to_numpy() == DECLINE
+            free = free | (declined & (pd_ > self.policy.pd_cutoff))
+        return free
+
+    def _exact_rows(self, decisions: pd.DataFrame) -> np.ndarray:
+        """Rows whose reasons are exact TreeSHAP: adverse decisions (declines and counter-offers) by default."""
+        n = len(decisions)
+        if self.exact_reasons == "all":
+            return np.ones(n, dtype=bool)
+        if self.exact_reasons == "none":
+            return np.zeros(n, dtype=bool)
         if self.products is not None:
-            decisions = self._with_offers(decisions, valid, pd_, grade_idx)
-        out = pd.DataFrame(
-            {
-                "applicant_id": valid["applicant_id"].to_numpy(),
-                "pd": pd_,
-                "score": score,
-                "grade": grade_names(grade_idx, self.scorecard),
-                "decision": decisions["decision"].to_numpy(),
-                "credit_limit": decisions["credit_limit"].to_numpy(),
-            }
-        )
-        if self.products is not None:
-            for col in OFFER_COLUMNS:
-                out[col] = decisions[col].to_numpy()
-        if contrib is not None:
-            texts = [s.reason for s in self.specs]
-            reasons = top_reasons(contrib, texts, self.reason_k)
-            for i in range(self.reason_k):
-                out[f"reason_{i + 1}"] = reasons[:, i]
-        out["decision_reasons"] = decisions["decision_reasons"].to_numpy()
-        out["model_name"] = self.meta.get("model_name", "")
-        out["model_version"] = str(self.meta.get("model_version", ""))
-        return out
+            kind = decisions["offer_type"].to_numpy()
+            return (kind == DECLINE) | (kind == COUNTER)
+        return decisions["decision"].to_numpy() == DECLINE
+
+    def _add_reasons(self, out: pd.DataFrame, X: np.ndarray, contrib: np.ndarray | None, decisions) -> None:
+        """reason_1..k and reason_method: exact TreeSHAP on the rows that need it, path attribution elsewhere."""
+        exact = self._exact_rows(decisions)
+        if contrib is None:
+            contrib = np.zeros(X.shape)
+        if exact.any():
+            rows = np.flatnonzero(exact)
+            contrib[rows] = shap_values(self.pd_model, X[rows])
+        reasons = top_reasons(contrib, [s.reason for s in self.specs], self.reason_k)
+        for i in range(self.reason_k):
+            out[f"reason_{i + 1}"] = reasons[:, i]
+        out["reason_method"] = np.where(exact, "exact", "path").astype(object)
 
     def _with_offers(self, decisions: pd.DataFrame, valid: pd.DataFrame, pd_, grade_idx) -> pd.DataFrame:
         """The offer for what was asked; the decision and limit follow the offer.
@@ -176,25 +307,42 @@ class Scorer:
         Declines that no product can change (residual income, a recent 90+ days delinquency,
         unknown income under `unknown_income: decline`) keep the policy's codes and words.
         """
-        living = np.asarray(living_cost(valid, self.features_cfg), dtype=float)
+        assert self.products is not None
+        living = np.broadcast_to(np.asarray(living_cost(valid, self.features_cfg), dtype=float), (len(valid),))
         inputs = offer_inputs_from_frame(
             valid, pd_, grade_idx, living, decisions["risk_limit"].to_numpy(), self.products
         )
-        offers = search_offers(inputs, self.products, pd_cutoff=self.policy.pd_cutoff)
         hard = decisions["hard_decline"].to_numpy(dtype=bool)
-        if hard.any():
-            codes = decisions["decision_reasons"].to_numpy(dtype=object)[hard]
-            offers.loc[hard, [c for c in self.numeric_outputs if c in offers]] = np.nan
-            offers.loc[hard, "offer_type"] = "decline"
-            offers.loc[hard, "offer_codes"] = codes
-            offers.loc[hard, "offer_reasons"] = [
-                "; ".join(REASONS[c].lower() for c in str(row).split(";") if c in REASONS) for row in codes
-            ]
+        if hard.any():  # no offer can change a hard decline: search only the others
+            offers = self._offers_and_hard_declines(inputs, hard, decisions["decision_reasons"].to_numpy(dtype=object))
+        else:
+            offers = search_offers(inputs, self.products, pd_cutoff=self.policy.pd_cutoff)
         approved = offers["offer_type"].to_numpy() != "decline"
         offers["decision"] = np.where(approved, "approve", "decline").astype(object)
         offers["credit_limit"] = np.where(approved, offers["offer_amount"].to_numpy(dtype=float), 0.0)
         offers["decision_reasons"] = offers["offer_codes"].to_numpy(dtype=object)
         return offers
+
+    def _offers_and_hard_declines(self, inputs, hard: np.ndarray, codes: np.ndarray) -> pd.DataFrame:
+        """Offers searched for the rows not hard-declined; hard declines keep their product and the policy's
+        codes and words, with no figures. Built column by column in numpy, one frame at the end (cheap)."""
+        assert self.products is not None
+        n = len(hard)
+        cols = {c: np.full(n, np.nan) for c in OFFER_COLUMNS}
+        for c in TEXT_OFFER_COLUMNS:
+            cols[c] = np.full(n, "", dtype=object)
+        cols["product"] = np.asarray(inputs.product, dtype=object).copy()
+        rows = np.flatnonzero(~hard)
+        if len(rows):
+            found = search_offers(inputs.take(~hard), self.products, pd_cutoff=self.policy.pd_cutoff)
+            for c in OFFER_COLUMNS:
+                cols[c][rows] = found[c].to_numpy()
+        cols["offer_type"][hard] = "decline"
+        cols["offer_codes"][hard] = codes[hard]
+        cols["offer_reasons"][hard] = [
+            "; ".join(REASONS[c].lower() for c in str(row).split(";") if c in REASONS) for row in codes[hard]
+        ]
+        return pd.DataFrame(cols)[list(OFFER_COLUMNS)]
 
     def _policy_inputs(self, valid, pd_, grade_idx, estimate) -> PolicyInputs:
         n = len(valid)

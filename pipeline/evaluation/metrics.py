@@ -458,13 +458,14 @@ def payment_to_income(
 
 
 def pti_distribution(pti: pd.DataFrame, cap: float, width: float = 0.05) -> pd.DataFrame:
-    """Counts of approved offers per payment-to-income band of `width`, up to the cap, then one band above it.
+    """Counts of approved offers per payment-to-income band (from, to] of `width` up to the cap, then one above it.
 
-    The cap is `policy.max_payment_to_income`; a band above it holds only offers the rules let past
-    the cap, so it should be empty, and a pile-up just below it shows where affordability binds.
+    The cap is `policy.max_payment_to_income` and an offer exactly at it passes, so bands close on the
+    right; the band above holds only offers the rules let past the cap, so it should be empty, and a
+    pile-up just below the cap shows where affordability binds. 1e-9 of slack absorbs float rounding.
     """
     edges = list(np.round(np.arange(0.0, cap - 1e-9, width), 10)) + [cap, np.inf]
-    band = pd.cut(pti["pti"], edges, right=False, labels=False, include_lowest=True)
+    band = pd.cut((pti["pti"] - 1e-9).clip(lower=0.0), edges, right=True, labels=False, include_lowest=True)
     rows = []
     for i, (lo, hi) in enumerate(zip(edges[:-1], edges[1:], strict=True)):
         inside = band == i

@@ -308,6 +308,7 @@ def plot_offer_mix(mix: pd.DataFrame, path: Path) -> Path:
             if s >= 0.06:
                 ax.text(x, b + s / 2, f"{s:.0%}", ha="center", va="center", fontsize=9, color="white")
         bottom += share
+    ax.set_axisbelow(True)
     ax.set(ylim=(0, 1.0), ylabel="Share of applicants", title="Offer mix by grade (test holdout)")
     ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=3)
@@ -324,7 +325,7 @@ def plot_payment_to_income(pti: pd.DataFrame, cap: float, path: Path) -> Path:
     edges = np.linspace(0, top, 41)
     for kind, colour, label in (("approve", STABLE, "approved as asked"), ("counter_offer", ACCENT, "counter-offer")):
         part = np.clip(values[pti["offer_type"].to_numpy() == kind], 0, top)
-        ax.hist(part, bins=edges, color=colour, alpha=0.6, label=f"{label} (n={len(part):,})")
+        ax.hist(part, bins=edges.tolist(), color=colour, alpha=0.6, label=f"{label} (n={len(part):,})")
     ax.axvline(cap, color=BAD, ls="--", lw=1.5, label=f"cap (policy.max_payment_to_income {cap:.2f})")
     ax.set(
         xlabel="(existing debt payments + offer payment) / monthly income",

@@ -65,6 +65,24 @@ TABLE_FORMATS: dict[str, dict[str, str]] = {
         "adverse_impact_ratio": ".3f",
     },
     "importance": {"gain": ",.1f", "gain_share": PCT, "direction": "+d"},
+    "offer_mix": {"count": ",.0f", "approve_share": PCT, "counter_offer_share": PCT, "decline_share": PCT},
+    "counter_offers": {
+        "approved": ",.0f",
+        "approval_rate": PCT,
+        "approved_bad_rate": ".2%",
+        "approved_volume": ",.0f",
+        "expected_loss": ",.0f",
+        "expected_loss_rate": ".2%",
+    },
+    "payment_to_income": {
+        "pti_from": ".2f",
+        "pti_to": ".2f",
+        "approve": ",.0f",
+        "counter_offer": ",.0f",
+        "count": ",.0f",
+        "share": PCT,
+        "cum_share": PCT,
+    },
 }
 
 
@@ -166,6 +184,27 @@ def policy_rows(m: Mapping[str, float]) -> list[tuple[str, str]]:
     )
 
 
+def offer_rows(m: Mapping[str, float]) -> list[tuple[str, str]]:
+    """Headline offer numbers; empty when the scorer made no offers (the page then shows the note)."""
+    if "offer_share_approve" not in m:
+        return []
+    with_c, without_c = m["expected_loss_rate_with_counter"], m["expected_loss_rate_without_counter"]
+    rows = {
+        "approved as asked": format(m["offer_share_approve"], PCT),
+        "counter-offer": format(m["offer_share_counter"], PCT),
+        "declined": format(m["offer_share_decline"], PCT),
+        "approved volume with / without counter-offers": (
+            f"{m['approved_volume_with_counter']:,.0f} / {m['approved_volume_without_counter']:,.0f}"
+        ),
+        "expected loss / EAD with / without counter-offers": f"{fmt(with_c, '.2%')} / {fmt(without_c, '.2%')}",
+    }
+    if "offer_pti_median" in m:
+        rows["payment-to-income of approved offers: median, 90th percentile, max"] = (
+            f"{m['offer_pti_median']:.3f}, {m['offer_pti_p90']:.3f}, {m['offer_pti_max']:.3f}"
+        )
+    return pairs(rows)
+
+
 def limit_error_rows(m: Mapping[str, float]) -> list[tuple[str, str]]:
     """Empty when the run has no limit model: the page then says the error is not applicable."""
     if "limit_mae" not in m:
@@ -210,6 +249,7 @@ def render_html(
     *,
     psi_warn: float,
     psi_alert: float,
+    offer_notes: list[str] | None = None,
 ) -> str:
     """One page: summary cards, model card, then a section per question a committee asks."""
     d = card["model_details"]
@@ -228,6 +268,8 @@ def render_html(
         discrimination=discrimination_rows(metrics),
         policy=policy_rows(metrics),
         limit_errors=limit_error_rows(metrics),
+        offers=offer_rows(metrics),
+        offer_notes=list(offer_notes or []),
         figures={name: image_uri(path) for name, path in plots.items()},
         tables=views,
         fairness_tables=[(n.removeprefix("fairness_"), v) for n, v in views.items() if n.startswith("fairness_")],

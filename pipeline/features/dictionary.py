@@ -352,3 +352,20 @@ def choose_features(valid: pd.DataFrame, cfg: Config) -> tuple[list[FeatureSpec]
     empty = {c for c in valid.columns if valid[c].isna().all()}
     selection = select_features(set(valid.columns), dictionary, empty)
     return selection.used, selection.skipped
+
+
+def assumptions(specs: list[FeatureSpec], columns: set[str], cfg: FeatureConfig) -> list[str]:
+    """Settings a computed feature relies on because the data lacks them: said out loud, never silent."""
+    notes = []
+    names = {s.name for s in specs}
+    if "payment_to_income" in names and cfg.credit_type == "instalment" and "requested_term_months" not in columns:
+        notes.append(
+            f"payment_to_income: the data has no requested_term_months, so every request is priced over "
+            f"features.default_term_months={cfg.default_term_months} at features.apr={cfg.apr:g}"
+        )
+    if "residual_income" in names and "dependents" not in columns:
+        notes.append(
+            f"residual_income: the data has no dependents, so living costs are features.living_cost_base="
+            f"{cfg.living_cost_base:g} for everyone"
+        )
+    return notes

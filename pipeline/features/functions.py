@@ -348,5 +348,3 @@ def feature_schema(specs: list[FeatureSpec]) -> pa.DataFrameSchema:
             checks.append(pa.Check(lambda s, hi=spec.hi: s.isna() | (s <= hi), name=f"max({spec.hi:g})"))
         cols[spec.name] = pa.Column(float, checks=checks, nullable=True)
     return pa.DataFrameSchema(cols, strict=True, name="features")
-
-

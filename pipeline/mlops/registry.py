@@ -109,10 +109,13 @@ def next_version(name: str) -> int:
     return max((int(v.version) for v in versions), default=0) + 1
 
 
+LOCAL_FILES = {"registered_model_meta"}  # written by MLflow into the download folder, not read from the store
+
+
 def manifest(folder: Path) -> dict[str, str]:
     """sha256 of every file under folder, by relative path."""
     out = {}
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.name not in LOCAL_FILES):
         h = hashlib.sha256()
         with open(path, "rb") as fh:
             for block in iter(lambda: fh.read(1 << 20), b""):

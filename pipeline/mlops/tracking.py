@@ -11,9 +11,12 @@ store: MLflow would silently create an empty SQLite file for a misspelt path and
 
 from __future__ import annotations
 
+import fcntl
 import os
 import socket
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -84,6 +87,21 @@ def check_reachable(uri: str, timeout: float = 5.0) -> None:
         raise TrackingError(f"MLflow tracking server {uri} is unreachable: {err}") from None
 
 
+@contextmanager
+def _creation_lock(path: Path | None) -> Iterator[None]:
+    """Two processes creating one SQLite store (its tables, an experiment) at once fail in MLflow's migration."""
+    if path is None:
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(f"{path}.lock", os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
 def configure(output_dir: str | Path, experiment: str) -> str:
     """Point MLflow at the store and experiment; returns the experiment id."""
     user_uri = os.environ.get("MLFLOW_TRACKING_URI")
@@ -102,11 +120,12 @@ def configure(output_dir: str | Path, experiment: str) -> str:
         _state["missing"] = (uri, source)
         return ""  # nothing to create; the first registry access raises, a local model folder needs no store
     try:
-        exp = mlflow.get_experiment_by_name(experiment)
-        if exp is None:
-            exp_id = mlflow.create_experiment(experiment, artifact_location=artifact_location(uri))
-        else:
-            exp_id = exp.experiment_id
+        with _creation_lock(path):  # the first access creates the store's tables
+            exp = mlflow.get_experiment_by_name(experiment)
+            if exp is None:
+                exp_id = mlflow.create_experiment(experiment, artifact_location=artifact_location(uri))
+            else:
+                exp_id = exp.experiment_id
     except mlflow.exceptions.MlflowException as err:
         raise TrackingError(f"MLflow tracking at {uri} failed: {err}") from None
     mlflow.set_experiment(experiment_id=exp_id)

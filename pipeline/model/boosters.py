@@ -90,8 +90,67 @@ def fit_calibrator(raw: np.ndarray, y: np.ndarray, method: str, floor: float = 0
     return Calibrator("none", floor=floor)
 
 
+class _Forests:
+    """The scoring engines of a booster, shared by PDModel and LimitModel.
+
+    `forest` is the numba `Forest` (flat arrays; built on first use, then pickled with the model, so
+    it is never rebuilt per batch). `compiled_blob` is the LLVM-compiled forest made once at
+    registration (`compile`), pickled into the artifact as bytes; `engine()` links it lazily in each
+    process and falls back to the numba forest where it cannot run (logged), so scoring never breaks.
+    """
+
+    booster: lgb.Booster
+    _forest: object
+    compiled_blob: bytes | None
+    _engine: object
+
+    @property
+    def forest(self):
+        """The booster flattened to arrays (`pipeline.decision.forest.Forest`), cached on the object."""
+        if self._forest is None:
+            from pipeline.decision.forest import Forest
+
+            self._forest = Forest.from_booster(self.booster)
+        return self._forest
+
+    def compile(self, contrib: bool) -> dict:
+        """Build the native blob (seconds; at registration). A failure ships without it: the numba path stays."""
+        from pipeline.decision.compiled import CompiledForest
+
+        self._engine = None
+        try:
+            compiled = CompiledForest.compile(self.forest, contrib=contrib)
+        except Exception as exc:  # noqa: BLE001 - a compile failure must not stop registration
+            log.warning("%s: compiling the forest failed, it will score with numba: %s", type(self).__name__, exc)
+            self.compiled_blob = None
+            return {"compiled": False, "error": str(exc)[:300]}
+        self.compiled_blob = compiled.to_bytes()
+        compiled.close()
+        info = compiled.compile_info
+        seconds = (info.seconds_ir + info.seconds_codegen) if info else float("nan")
+        return {"compiled": True, "contrib": contrib, "bytes": len(self.compiled_blob), "seconds": round(seconds, 2)}
+
+    def engine(self, compiled: bool = True):
+        """What scores here: the compiled forest when a blob exists, `compiled` is on and it loads; else numba."""
+        if not compiled or self.compiled_blob is None:
+            return self.forest
+        if self._engine is None:
+            from pipeline.decision.compiled import load_or_fallback
+
+            engine = load_or_fallback(self.compiled_blob, self.forest)
+            kind = "numba (compiled blob unusable here)" if engine is self.forest else "compiled (LLVM)"
+            log.info("%s scores with the %s forest", type(self).__name__, kind)
+            self._engine = engine
+        return self._engine
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state.pop("_engine", None)  # a linked native engine; relinked from compiled_blob on first use
+        return state
+
+
 @dataclass
-class PDModel:
+class PDModel(_Forests):
     booster: lgb.Booster
     names: list[str]
     calibrator: Calibrator
@@ -99,28 +158,21 @@ class PDModel:
     params: dict
     report: dict = field(default_factory=dict)  # how constraints and calibration were chosen, for the model card
     _forest: object = field(default=None, init=False, repr=False, compare=False)
+    compiled_blob: bytes | None = field(default=None, repr=False, compare=False)
+    _engine: object = field(default=None, init=False, repr=False, compare=False)
 
-    @property
-    def forest(self):
-        """The booster compiled to flat arrays (`pipeline.decision.forest.Forest`): built on first use, then
-        kept on the object and pickled with it, so it is never rebuilt per batch."""
-        if self._forest is None:
-            from pipeline.decision.forest import Forest
-
-            self._forest = Forest.from_booster(self.booster)
-        return self._forest
-
-    def raw(self, X: np.ndarray) -> np.ndarray:
+    def raw(self, X: np.ndarray, compiled: bool = True) -> np.ndarray:
         """Uncalibrated probability; equals `booster.predict(X)` to rounding (tests/test_treeeval.py)."""
-        return self.forest.predict(X)
+        return self.engine(compiled).predict(X)
 
-    def raw_and_contrib(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def raw_and_contrib(self, X: np.ndarray, compiled: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """Uncalibrated probability and log-odds path attribution (see pipeline.decision.reasons) in one pass."""
-        margin, contrib = self.forest.margin_and_contrib(X)
-        return self.forest.transform(margin), contrib
+        engine = self.engine(compiled)
+        margin, contrib = engine.margin_and_contrib(X)
+        return engine.transform(margin), contrib
 
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        return self.calibrator(self.raw(X))
+    def predict(self, X: np.ndarray, compiled: bool = True) -> np.ndarray:
+        return self.calibrator(self.raw(X, compiled))
 
 
 def monotone_constraints(specs: list[FeatureSpec], enabled: bool) -> list[int]:
@@ -236,24 +288,18 @@ def _refit_to_best(booster: lgb.Booster) -> lgb.Booster:
 
 
 @dataclass
-class LimitModel:
+class LimitModel(_Forests):
     booster: lgb.Booster
     names: list[str]
     alpha: float
     _forest: object = field(default=None, init=False, repr=False, compare=False)
+    compiled_blob: bytes | None = field(default=None, repr=False, compare=False)
+    _engine: object = field(default=None, init=False, repr=False, compare=False)
+    report: dict | None = None  # the size search (candidates and validation losses); None before 0.x
 
-    @property
-    def forest(self):
-        """Compiled booster, built once and cached on the object (see PDModel.forest)."""
-        if self._forest is None:
-            from pipeline.decision.forest import Forest
-
-            self._forest = Forest.from_booster(self.booster)
-        return self._forest
-
-    def predict(self, X: np.ndarray) -> np.ndarray:
+    def predict(self, X: np.ndarray, compiled: bool = True) -> np.ndarray:
         """Estimated sustainable limit in currency (the model works on log limits)."""
-        return np.exp(self.forest.margin(X))
+        return np.exp(self.engine(compiled).margin(X))
 
 
 def limit_specs(specs: list[FeatureSpec]) -> list[FeatureSpec]:
@@ -262,17 +308,34 @@ def limit_specs(specs: list[FeatureSpec]) -> list[FeatureSpec]:
 
 
 def train_limit(X, limit, Xv, limit_v, specs: list[FeatureSpec], cfg: LimitModelConfig, seed: int) -> LimitModel:
-    """Quantile regression of log(granted_limit) on good payers (callers pass only those rows)."""
+    """Quantile regression of log(granted_limit) on good payers (callers pass only those rows).
+
+    The tree size is chosen on the validation rows: one fit (with early stopping) per
+    `num_leaves_candidates`, keeping the lowest validation quantile loss, ties to the smaller
+    trees (cheaper to score). An empty list keeps `params["num_leaves"]`.
+    """
     objective = {"objective": "quantile", "alpha": cfg.alpha, "metric": "quantile"}
-    booster = _fit_booster(
-        X,
-        np.log(limit),
-        Xv,
-        np.log(limit_v),
-        specs,
-        _base_params(cfg.params, seed),
-        cfg.num_boost_round,
-        cfg.early_stopping_rounds,
-        objective,
-    )
-    return LimitModel(_refit_to_best(booster), [s.name for s in specs], cfg.alpha)
+    candidates: list[int | None] = [*sorted(set(cfg.num_leaves_candidates))] or [cfg.params.get("num_leaves")]
+    fits: list[tuple[float, lgb.Booster]] = []
+    for leaves in candidates:
+        params = dict(cfg.params) if leaves is None else {**cfg.params, "num_leaves": int(leaves)}
+        booster = _fit_booster(
+            X,
+            np.log(limit),
+            Xv,
+            np.log(limit_v),
+            specs,
+            _base_params(params, seed),
+            cfg.num_boost_round,
+            cfg.early_stopping_rounds,
+            objective,
+        )
+        fits.append((float(booster.best_score["valid_0"]["quantile"]), booster))
+    best = min(range(len(fits)), key=lambda i: fits[i][0])  # first minimum: the smaller trees win a tie
+    trials = [
+        {"num_leaves": leaves, "valid_quantile_loss": loss, "trees": b.best_iteration or b.current_iteration()}
+        for leaves, (loss, b) in zip(candidates, fits, strict=True)
+    ]
+    log.info("limit model: num_leaves %s chosen on validation quantile loss", candidates[best])
+    report = {"chosen_num_leaves": candidates[best], "trials": trials}
+    return LimitModel(_refit_to_best(fits[best][1]), [s.name for s in specs], cfg.alpha, report=report)

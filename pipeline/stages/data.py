@@ -19,6 +19,7 @@ from pipeline.data.io import atomic_write_parquet, atomic_write_text, read_parqu
 from pipeline.data.sources import load_source
 from pipeline.data.validate import validate_frame
 from pipeline.features import categories, choose_features, compute_features, feature_schema
+from pipeline.features.dictionary import assumptions
 from pipeline.stages.files import Paths, read_json
 
 TARGET = "defaulted"
@@ -108,6 +109,10 @@ def ingest(cfg: Config, config_path: str | None = None) -> dict:
 
 
 def validate(cfg: Config, config_path: str | None = None) -> dict:
+    if cfg.kind == "accounts":  # account snapshots: pipeline/stages/accounts.py
+        from pipeline.stages import accounts
+
+        return accounts.validate(cfg, config_path)
     p = paths(cfg)
     origin = read_json(p.ingest_report)["origin"]
     frame = read_parquet(p.ingested)
@@ -142,6 +147,10 @@ def validate(cfg: Config, config_path: str | None = None) -> dict:
 
 
 def features(cfg: Config, config_path: str | None = None) -> dict:
+    if cfg.kind == "accounts":  # account snapshots: pipeline/stages/accounts.py
+        from pipeline.stages import accounts
+
+        return accounts.features(cfg, config_path)
     p = paths(cfg)
     valid = read_parquet(p.valid)
     started = time.perf_counter()
@@ -165,6 +174,7 @@ def features(cfg: Config, config_path: str | None = None) -> dict:
         "rows": len(table),
         "features": [s.name for s in specs],
         "skipped": skipped,
+        "assumptions": assumptions(specs, set(valid.columns), cfg.features),
         "uses_limit": [s.name for s in specs if s.uses_limit],
         "seconds": round(time.perf_counter() - started, 3),
     }

@@ -16,7 +16,7 @@ from pipeline.data.io import read_parquet
 from pipeline.evaluation.holdout import evaluate_holdout
 from pipeline.evaluation.metrics import discrimination
 from pipeline.mlops import registry
-from pipeline.mlops.artifact import log_scoring_model
+from pipeline.mlops.artifact import load_model_scorer, log_scoring_model
 from pipeline.mlops.registry import CHAMPION, GateVerdict, alias_version, gate, next_version, set_alias
 from pipeline.mlops.tracking import configure, git_commit
 from pipeline.model.train import TARGET, FeatureTable, fit
@@ -27,6 +27,10 @@ log = logging.getLogger(__name__)
 
 
 def train(cfg: Config, config_path: str | None = None) -> dict:
+    if cfg.kind == "accounts":  # account snapshots: pipeline/stages/accounts.py
+        from pipeline.stages import accounts
+
+        return accounts.train(cfg, config_path)
     p = paths(cfg)
     valid = read_parquet(p.valid)
     ingest_report = read_json(p.ingest_report)
@@ -36,6 +40,7 @@ def train(cfg: Config, config_path: str | None = None) -> dict:
     started = time.perf_counter()
     with mlflow.start_run(run_name=f"{cfg.name}-train") as run:
         result = fit(valid, cfg, features)
+        result.notes.extend(f"assumed: {note}" for note in report.get("assumptions", []))
         result.scorer.meta.update(
             {
                 "git_commit": git_commit(),
@@ -104,6 +109,10 @@ def _load_trained(p: Paths):
 
 
 def evaluate(cfg: Config, config_path: str | None = None) -> dict:
+    if cfg.kind == "accounts":  # account snapshots: pipeline/stages/accounts.py
+        from pipeline.stages import accounts
+
+        return accounts.evaluate(cfg, config_path)
     p = paths(cfg)
     run = read_json(p.run)
     scorer, splits, valid = _load_trained(p)
@@ -118,9 +127,10 @@ def evaluate(cfg: Config, config_path: str | None = None) -> dict:
 
 def _champion_holdout_metrics(name: str, valid: pd.DataFrame, test_idx: np.ndarray, cfg: Config) -> dict | None:
     """Score the challenger's holdout with the current champion, for a like-for-like comparison."""
-    if alias_version(name, CHAMPION) is None:
+    version = alias_version(name, CHAMPION)
+    if version is None:
         return None
-    champion = mlflow.pyfunc.load_model(f"models:/{name}@{CHAMPION}").unwrap_python_model().scorer
+    champion = load_model_scorer(f"models:/{name}/{version}", str(version))  # verified before unpickling
     rows = valid.iloc[test_idx].reset_index(drop=True)
     checked = champion.validate(rows, "holdout", allow_all_rejected=True)
     scored = champion.score_valid(checked.valid)
@@ -130,6 +140,10 @@ def _champion_holdout_metrics(name: str, valid: pd.DataFrame, test_idx: np.ndarr
 
 def register(cfg: Config, config_path: str | None = None) -> dict:
     """Log the scoring artifact, register it as `challenger`, run the gate, maybe promote."""
+    if cfg.kind == "accounts":  # account snapshots: pipeline/stages/accounts.py
+        from pipeline.stages import accounts
+
+        return accounts.register(cfg, config_path)
     p = paths(cfg)
     run = read_json(p.run)
     evaluation = read_json(p.evaluation)
@@ -137,10 +151,8 @@ def register(cfg: Config, config_path: str | None = None) -> dict:
     configure(cfg.output_dir, cfg.registry.experiment)
     name = cfg.registry.model_name
     with mlflow.start_run(run_id=run["run_id"]):
-        version = next_version(name)
-        scorer.meta["model_version"] = str(version)
+        scorer.compile(cfg.scoring)  # native forests and the scoring settings ship inside the artifact
         example = valid.drop(columns=[c for c in ("row_number", TARGET, "granted_limit") if c in valid]).head(5)
-        info = log_scoring_model(scorer, example)
         tags = {
             "data_sha256": scorer.meta.get("data_sha256", ""),
             "git_commit": scorer.meta.get("git_commit", ""),
@@ -151,7 +163,11 @@ def register(cfg: Config, config_path: str | None = None) -> dict:
                 if k in ("test_roc_auc", "test_gini", "test_ece", "approval_rate")
             },
         }
-        registered = registry.register(info.model_uri, name, version, tags)
+        with registry.registration_lock():  # two concurrent registrations never swap version numbers
+            version = next_version(name)
+            scorer.meta["model_version"] = str(version)
+            info = log_scoring_model(scorer, example)
+            registered = registry.register(info.model_uri, name, version, tags)
         gate_metrics = evaluation["gate"]
         champion = _champion_holdout_metrics(name, valid, splits["test"], cfg)
         verdict: GateVerdict = gate(gate_metrics, champion, cfg.registry.gate)
@@ -174,10 +190,12 @@ def register(cfg: Config, config_path: str | None = None) -> dict:
 
 
 def score(cfg: Config, config_path: str | None = None) -> dict:
-    """Score the ingested file with the champion, as a batch job would."""
+    """Score the ingested file with the champion, as a batch job would (accounts: the monthly review)."""
     from pipeline.batch.job import score_file
+    from pipeline.batch.review import review_file
 
     p = paths(cfg)
     name = read_json(p.registration)["model_name"]
     configure(cfg.output_dir, cfg.registry.experiment)
-    return score_file(f"models:/{name}@{CHAMPION}", p.ingested, p.scores, cfg)
+    job = review_file if cfg.kind == "accounts" else score_file
+    return job(f"models:/{name}@{CHAMPION}", p.ingested, p.scores, cfg)

@@ -57,7 +57,7 @@ def scale(series: pd.Series, factor: float) -> pd.Series:
 
 
 def parse_dates(series: pd.Series, fmt: str) -> pd.Series:
-    dates = pd.to_datetime(series, format=fmt, errors="coerce")
+    dates = pd.to_datetime(series, format=fmt, errors="coerce", utc="%z" in fmt)  # offsets -> UTC, never a mix
     unparsed = dates.isna() & series.notna()
     if not unparsed.any():
         return dates

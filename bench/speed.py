@@ -1,0 +1,250 @@
+"""The "Speed and scale" measurements, each side by side in one process with medians of interleaved repeats.
+
+Called by `bench.run` (make bench) for two scorers, the 200-tree bench model and the shipped default
+(`configs/default.yaml`), both compiled as at registration:
+- whole job (`score_file`, in this process) / bare `Booster.predict` on the same rows, with path
+  reasons for every row (`exact_reasons: none`, the work comparable to bare predict);
+- the cost of the default, exact TreeSHAP reasons for adverse rows: rows/s and share of the job;
+- where a chunk's time goes (features, PD, limit, policy, offers, reasons, output frame);
+- exact TreeSHAP vs `pred_contrib`; compiled vs numba vs `Booster.predict` for both forests.
+Interleaving matters here: the machine is shared, so a load burst hits every method of a repeat alike.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline.config import ScoringConfig
+from pipeline.decision.reasons import top_reasons
+from pipeline.decision.scorecard import pd_to_score, score_to_grade_index
+from pipeline.decision.treeshap import shap_forest, shap_values
+from pipeline.model.boosters import threads
+
+log = logging.getLogger("bench")
+
+
+def medians(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """Median seconds of each callable, the callables interleaved within each repeat."""
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(repeats):
+        for key, fn in fns.items():
+            t = time.perf_counter()
+            fn()
+            times[key].append(time.perf_counter() - t)
+    return {k: float(np.median(v)) for k, v in times.items()}
+
+
+def variant(scorer, exact_reasons: str, compiled: bool = True):
+    """A shallow copy with other scoring settings; models (and their linked engines) are shared."""
+    other = copy.copy(scorer)
+    other.exact_reasons, other.compiled = exact_reasons, compiled
+    return other
+
+
+def job_vs_predict(scorer, input_path: Path, tmp: Path, X: np.ndarray, repeats: int) -> dict:
+    """score_file with path reasons for every row and with the default (exact for adverse rows), against
+    bare Booster.predict on the same rows' matrix, interleaved."""
+    from pipeline.batch.job import score_file
+
+    booster = scorer.pd_model.booster
+    out = tmp / "speed_out.parquet"
+
+    def job(mode: str) -> Callable[[], object]:
+        return lambda: score_file("bench", input_path, out, scorer=variant(scorer, mode), progress=False)
+
+    runs = {
+        "predict": lambda: booster.predict(X, num_threads=threads()),
+        "job_path_reasons": job("none"),
+        "job_default": job("adverse"),
+    }
+    runs["predict"]()
+    runs["job_default"]()  # warm: links the compiled forests, builds the TreeSHAP tables, numba cache
+    secs = medians(runs, repeats)
+    n = len(X)
+    res = {"rows": n, "repeats": repeats, **{f"{k}_rows_per_s": n / v for k, v in secs.items()}}
+    res["ratio_path_reasons"] = res["job_path_reasons_rows_per_s"] / res["predict_rows_per_s"]
+    res["ratio_default"] = res["job_default_rows_per_s"] / res["predict_rows_per_s"]
+    res["exact_share_of_default_job"] = 1 - secs["job_path_reasons"] / secs["job_default"]
+    out.unlink(missing_ok=True)
+    return res
+
+
+def breakdown(scorer, valid: pd.DataFrame, repeats: int) -> dict:
+    """Seconds per 100k rows of each step of `Scorer.score_valid` (the default settings), medians."""
+    s = variant(scorer, "adverse")
+    X = s.matrix(valid)
+    pd_, contrib = s._pd(X)
+    grade = score_to_grade_index(pd_to_score(pd_, s.scorecard), s.scorecard)
+    decisions = s._decide(valid, X, pd_, grade)
+    offers = s._with_offers(decisions, valid, pd_, grade) if s.products is not None else decisions
+    adverse = s._exact_rows(offers)
+    texts = [sp.reason for sp in s.specs]
+    steps: dict[str, Callable[[], object]] = {
+        "features_matrix": lambda: s.matrix(valid),
+        "pd_and_path_attribution": lambda: s._pd(X),
+        "limit_and_policy": lambda: s._decide(valid, X, pd_, grade),
+        "offers": lambda: s._with_offers(decisions, valid, pd_, grade) if s.products is not None else None,
+        "exact_shap_adverse_rows": lambda: shap_values(s.pd_model, X[adverse]),
+        "top_k_reasons": lambda: top_reasons(contrib, texts, s.reason_k),
+        "whole_score_valid": lambda: s.score_valid(valid, X),
+        "bare_predict": lambda: s.pd_model.booster.predict(X, num_threads=threads()),
+    }
+    scale = 100_000 / len(valid)
+    out = {k: v * scale for k, v in medians(steps, repeats).items()}
+    out["adverse_share"] = float(adverse.mean())
+    inputs = s._policy_inputs(valid, pd_, grade, np.full(len(valid), np.nan))
+    out["limit_rows_share"] = float(1 - s._declined_before_limit(inputs).mean()) if s.limit_model else 0.0
+    return out
+
+
+def exact_vs_pred_contrib(model, X: np.ndarray, repeats: int) -> dict:
+    """Exact TreeSHAP (pipeline.decision.treeshap) vs LightGBM pred_contrib on the same rows, and their top-4."""
+    booster = model.booster
+    t = time.perf_counter()
+    shap_forest(model)
+    build = time.perf_counter() - t
+    shap_values(model, X[:10])
+    secs = medians(
+        {
+            "pred_contrib": lambda: booster.predict(X, pred_contrib=True, num_threads=threads()),
+            "treeshap": lambda: shap_values(model, X),
+        },
+        repeats,
+    )
+    ref = booster.predict(X, pred_contrib=True, num_threads=threads())[:, :-1]
+    got = shap_values(model, X)
+    from pipeline.decision.treeshap import top_k_exact
+
+    return {
+        "rows": len(X),
+        "pred_contrib_rows_per_s": len(X) / secs["pred_contrib"],
+        "treeshap_rows_per_s": len(X) / secs["treeshap"],
+        "speedup": secs["pred_contrib"] / secs["treeshap"],
+        "max_abs_error": float(np.max(np.abs(got - ref))),
+        "top4_equal_rows": float(np.mean((top_k_exact(got, 4) == top_k_exact(ref, 4)).all(axis=1))),
+        "tables_build_s": build,
+    }
+
+
+def forests(scorer, X: np.ndarray, repeats: int) -> dict:
+    """Compiled vs numba vs Booster.predict, for the PD forest (margin and margin + attribution) and the limit's."""
+    pd_model, limit = scorer.pd_model, scorer.limit_model
+    runs: dict[str, Callable[[], object]] = {
+        "pd_booster_predict": lambda: pd_model.booster.predict(X, raw_score=True, num_threads=threads()),
+        "pd_numba_margin": lambda: pd_model.forest.margin(X),
+        "pd_compiled_margin": lambda: pd_model.engine().margin(X),
+        "pd_numba_margin_contrib": lambda: pd_model.forest.margin_and_contrib(X),
+        "pd_compiled_margin_contrib": lambda: pd_model.engine().margin_and_contrib(X),
+    }
+    if limit is not None:
+        XL = np.ascontiguousarray(X[:, [scorer.feature_names.index(n) for n in limit.names]])
+        runs.update(
+            {
+                "limit_booster_predict": lambda: limit.booster.predict(XL, raw_score=True, num_threads=threads()),
+                "limit_numba_margin": lambda: limit.forest.margin(XL),
+                "limit_compiled_margin": lambda: limit.engine().margin(XL),
+            }
+        )
+    for fn in runs.values():
+        fn()
+    out: dict = {k: len(X) / v for k, v in medians(runs, repeats).items()}
+    out["rows"] = len(X)
+    out["pd_trees"] = pd_model.booster.num_trees()
+    out["engines"] = {"pd": type(pd_model.engine()).__name__}
+    if limit is not None:
+        out["limit_trees"] = limit.booster.num_trees()
+        out["limit_num_leaves"] = (limit.report or {}).get("chosen_num_leaves")
+        out["engines"]["limit"] = type(limit.engine()).__name__
+    out["compile"] = scorer.meta.get("compiled")
+    return out
+
+
+def measure(name: str, scorer, input_path: Path, tmp: Path, quick: bool) -> dict:
+    """Every measurement above for one scorer on the rows of `input_path`, compiled as at registration."""
+    from pipeline.data.io import read_parquet
+
+    scorer.compile(ScoringConfig())
+    repeats = 3
+    valid = scorer.validate(read_parquet(input_path), str(input_path), allow_all_rejected=True).valid
+    X = scorer.matrix(valid)
+    log.info("%s: forests", name)
+    res = {"forests": forests(scorer, X, repeats)}
+    log.info("%s: exact TreeSHAP vs pred_contrib", name)
+    res["exact"] = exact_vs_pred_contrib(scorer.pd_model, X[: 1000 if quick else 4000], repeats)
+    log.info("%s: score_valid breakdown", name)
+    res["breakdown"] = breakdown(scorer, valid, repeats)
+    log.info("%s: whole job vs bare predict", name)
+    res["job"] = job_vs_predict(scorer, input_path, tmp, X, repeats)
+    return res
+
+
+def report_lines(speed: dict) -> list[str]:
+    """The markdown section for docs/benchmarks.md."""
+    lines = ["## Speed and scale: whole job vs bare predict, exact reasons, compiled forests", ""]
+    for name, r in speed.items():
+        j, b, e, f = r["job"], r["breakdown"], r["exact"], r["forests"]
+        lines += [
+            f"### {name} ({f['pd_trees']} PD trees; limit model {f.get('limit_trees', '-')} trees, "
+            f"num_leaves {f.get('limit_num_leaves', '-')})",
+            "",
+            f"Whole job (`score_file` in this process: read, validate, features, PD, limit, policy, offers, reasons, "
+            f"drift, write) on {j['rows']:,} rows, median of {j['repeats']} interleaved with bare `Booster.predict` "
+            "on the same rows' matrix:",
+            "",
+            "| | rows/s | vs bare predict |",
+            "|---|---:|---:|",
+            f"| bare `Booster.predict` (PD only) | {j['predict_rows_per_s']:,.0f} | 1.00x |",
+            f"| job, path reasons for every row (`exact_reasons: none`) | {j['job_path_reasons_rows_per_s']:,.0f} | "
+            f"**{j['ratio_path_reasons']:.2f}x** |",
+            f"| job, default (exact TreeSHAP reasons for the {b['adverse_share']:.0%} adverse rows) | "
+            f"{j['job_default_rows_per_s']:,.0f} | {j['ratio_default']:.2f}x |",
+            "",
+            f"Exact reasons for adverse rows take {j['exact_share_of_default_job']:.0%} of the default job's time.",
+            "",
+            "Where `score_valid` spends its time (seconds per 100,000 rows, default settings, medians):",
+            "",
+            "| step | s / 100k rows |",
+            "|---|---:|",
+            *[
+                f"| {k.replace('_', ' ')} | {b[k]:.2f} |"
+                for k in (
+                    "features_matrix",
+                    "pd_and_path_attribution",
+                    "limit_and_policy",
+                    "offers",
+                    "exact_shap_adverse_rows",
+                    "top_k_reasons",
+                    "whole_score_valid",
+                    "bare_predict",
+                )
+            ],
+            "",
+            f"The limit model runs on {b['limit_rows_share']:.0%} of the rows (the others are declined before the "
+            "limit step). Exact TreeSHAP vs LightGBM `pred_contrib` on "
+            f"{e['rows']:,} rows: {e['treeshap_rows_per_s']:,.0f} vs {e['pred_contrib_rows_per_s']:,.0f} rows/s = "
+            f"**{e['speedup']:.1f}x** (max |diff| {e['max_abs_error']:.1e}, same top-4 on {e['top4_equal_rows']:.1%} "
+            f"of rows; tables built in {e['tables_build_s']:.2f} s once per process).",
+            "",
+            f"Forests on {f['rows']:,} rows (rows/s, medians; engines {f['engines']}):",
+            "",
+            "| forest | `Booster.predict` | numba | compiled |",
+            "|---|---:|---:|---:|",
+            f"| PD margin | {f['pd_booster_predict']:,.0f} | {f['pd_numba_margin']:,.0f} | "
+            f"{f['pd_compiled_margin']:,.0f} |",
+            f"| PD margin + attribution | | {f['pd_numba_margin_contrib']:,.0f} | "
+            f"{f['pd_compiled_margin_contrib']:,.0f} |",
+        ]
+        if "limit_booster_predict" in f:
+            lines.append(
+                f"| limit margin | {f['limit_booster_predict']:,.0f} | {f['limit_numba_margin']:,.0f} | "
+                f"{f['limit_compiled_margin']:,.0f} |"
+            )
+        lines += ["", f"Compile at registration: {f['compile']}.", ""]
+    return lines
