@@ -14,7 +14,7 @@ import traceback
 from pathlib import Path
 
 from pipeline.config import Config, load_config
-from pipeline.errors import INTERNAL_ERROR_EXIT, ConfigError, PipelineError
+from pipeline.errors import INTERNAL_ERROR_EXIT, ConfigError, Interrupted, PipelineError
 from pipeline.stages import STAGES
 
 DEFAULT_CONFIG = "configs/default.yaml"
@@ -264,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     an operating-system I/O failure is 74 naming the path, never 70, which stays for our bugs.
     """
     from pipeline import signals
-    from pipeline.errors import STORAGE_ERRNOS, Interrupted, StorageError
+    from pipeline.errors import STORAGE_ERRNOS, StorageError
 
     args = build_parser().parse_args(argv)
     logging.basicConfig(
@@ -300,13 +300,32 @@ def main(argv: list[str] | None = None) -> int:
         failure = StorageError.from_os_error(err, action="read or write")
         print(f"error: {failure}", file=sys.stderr)
         return failure.exit_code
-    except Exception:  # noqa: BLE001 - the scheduler needs a distinct code for our own bugs
+    except Exception as err:  # noqa: BLE001 - the scheduler needs a distinct code for our own bugs
+        stopped = _interrupted_cause(err)
+        if stopped is not None:  # a signal that arrived inside a library wrapping our exception (numba, pyarrow)
+            signals.end_killed_run(signals.interrupted_run())
+            print(
+                f"stopped by signal {stopped.signum}: temporary files removed, MLflow run (if any) KILLED",
+                file=sys.stderr,
+            )
+            return stopped.exit_code
         traceback.print_exc()
         print("internal error: see the traceback above", file=sys.stderr)
         return INTERNAL_ERROR_EXIT
     finally:
         signals.restore(previous)
     return 0
+
+
+def _interrupted_cause(err: BaseException) -> Interrupted | None:
+    """The signal behind an exception that a library raised while our handler's exception was in flight."""
+    seen: set[int] = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, Interrupted):
+            return err
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return None
 
 
 if __name__ == "__main__":  # pragma: no cover

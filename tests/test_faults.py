@@ -593,3 +593,18 @@ def test_misspelt_sqlite_store_is_refused_not_created(rows, tmp_path):
         )
         assert proc.returncode == 6 and "does not exist" in proc.stderr, (command, proc.stderr[-1000:])
     assert not store.exists()
+
+
+def test_a_signal_wrapped_by_a_library_still_counts_as_the_signal():
+    """numba's unpickler turns our in-flight Interrupted into SystemError: the exit must stay 143, not 70."""
+    from pipeline.cli import _interrupted_cause
+    from pipeline.errors import Interrupted
+
+    try:
+        try:
+            raise Interrupted(15)
+        except Interrupted as inner:
+            raise SystemError("returned a result with an exception set") from inner
+    except SystemError as outer:
+        assert _interrupted_cause(outer).exit_code == 143
+    assert _interrupted_cause(ValueError("a plain bug")) is None

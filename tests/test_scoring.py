@@ -177,6 +177,21 @@ def test_local_model_folder_scores_from_the_cli(model_folder, contract_rows, tmp
     assert "scoring" not in proc.stderr  # no progress bar when stderr is not a terminal
 
 
+def test_score_writes_a_statement_per_scored_applicant(model_folder, contract_rows, tmp_path):
+    rows = contract_rows.head(30)
+    inp = write_csv(rows, tmp_path / "in.csv")
+    statements = tmp_path / "statements"
+    proc = score_cli(tmp_path, model_folder, inp, tmp_path / "out.parquet", "--statements", str(statements))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = json.loads(proc.stdout)
+    assert summary["statements"] == summary["rows_scored"] == 30
+    files = sorted(statements.glob("*.json"))
+    assert len(files) == 30 and len(list(statements.glob("*.html"))) == 30
+    first = json.loads(files[0].read_text())
+    asked = rows.set_index("applicant_id").loc[first["applicant_id"], "requested_amount"]
+    assert first["request"].startswith(f"You asked for {float(asked):,.0f}")
+
+
 def test_exit_codes_for_unusable_input_and_missing_model(model_folder, tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("a;b;c\n1;2;3\n")

@@ -32,6 +32,7 @@ from pipeline.model.boosters import LimitModel, PDModel, to_matrix
 log = logging.getLogger(__name__)
 OUTPUT_BASE = ["applicant_id", "pd", "score", "grade", "decision", "credit_limit"]
 TEXT_OFFER_COLUMNS = ("product", "offer_type", "offer_codes", "offer_reasons")
+REQUEST_COLUMNS = ("requested_amount", "requested_term_months")
 
 
 class _OneBlasThread:
@@ -104,14 +105,15 @@ class Scorer:
 
     @property
     def output_columns(self) -> list[str]:
-        offers = list(OFFER_COLUMNS) if self.products is not None else []
+        offers = [*REQUEST_COLUMNS, *OFFER_COLUMNS] if self.products is not None else []
         reasons = [f"reason_{i}" for i in range(1, self.reason_k + 1)] + ["reason_method"] * (self.reason_k > 0)
         return OUTPUT_BASE + offers + reasons + ["decision_reasons", "model_name", "model_version"]
 
     @property
     def numeric_outputs(self) -> list[str]:
         offers = [c for c in OFFER_COLUMNS if c not in TEXT_OFFER_COLUMNS] if self.products is not None else []
-        return ["pd", "score", "credit_limit", *offers]
+        requests = list(REQUEST_COLUMNS) if self.products is not None else []
+        return ["pd", "score", "credit_limit", *requests, *offers]
 
     def validate(
         self,
@@ -208,6 +210,8 @@ class Scorer:
                 }
             )
             if self.products is not None:
+                for col in REQUEST_COLUMNS:  # what was asked, beside what is offered (statements, audits)
+                    out[col] = valid[col].to_numpy(dtype=float) if col in valid else np.full(len(valid), np.nan)
                 for col in OFFER_COLUMNS:
                     out[col] = decisions[col].to_numpy()
             if self.reason_k:
