@@ -461,17 +461,20 @@ class Config(Strict):
     @model_validator(mode="before")
     @classmethod
     def _one_affordability_cap(cls, data: Any) -> Any:
-        """The payment-to-income cap is set once, in the policy; offers use the same number."""
+        """The payment-to-income cap is set once, in the policy; offers use the same number.
+
+        A dumped config carries the copy; it is accepted when it equals the policy's value.
+        """
         if not isinstance(data, dict):
             return data
         products = dict(data.get("products") or {})
         search = dict(products.get("search") or {})
-        if "max_payment_to_income" in search:
-            raise ValueError("products.search.max_payment_to_income: set it once, as policy.max_payment_to_income")
         policy = data.get("policy") or {}
         cap = policy.get("max_payment_to_income") if isinstance(policy, dict) else policy.max_payment_to_income
-        default = PolicyConfig.model_fields["max_payment_to_income"].default
-        search["max_payment_to_income"] = default if cap is None else cap
+        cap = PolicyConfig.model_fields["max_payment_to_income"].default if cap is None else cap
+        if "max_payment_to_income" in search and search["max_payment_to_income"] != cap:
+            raise ValueError("products.search.max_payment_to_income: set it once, as policy.max_payment_to_income")
+        search["max_payment_to_income"] = cap
         return {**data, "products": {**products, "search": search}}
 
     @model_validator(mode="after")

@@ -33,8 +33,8 @@ def spark():
 def test_spark_udf_scores_match_single_process(spark, trained, tmp_path):
     import joblib
     import mlflow
-    from conftest import ROOT
 
+    from helpers import ROOT
     from pipeline.mlops.artifact import CreditScoringModel, signature
 
     _, valid, result = trained
