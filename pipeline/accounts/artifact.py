@@ -8,9 +8,6 @@ serve it unchanged.
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
 import joblib
 import mlflow
 import pandas as pd
@@ -18,10 +15,9 @@ from mlflow.models import ModelSignature
 from mlflow.pyfunc import PythonModel
 from mlflow.types import ColSpec, Schema, TensorSpec
 
-import pipeline
 from pipeline.accounts.contract import account_columns
 from pipeline.accounts.scorer import OUTPUT_COLUMNS, AccountScorer
-from pipeline.mlops.artifact import ARTIFACT_NAME, pip_requirements
+from pipeline.mlops.artifact import log_pickled_model
 
 
 class AccountScoringModel(PythonModel):
@@ -54,22 +50,4 @@ def signature(scorer: AccountScorer) -> ModelSignature:
 
 def log_account_model(scorer: AccountScorer, input_example: pd.DataFrame) -> mlflow.models.model.ModelInfo:
     """Log the artifact into the active run; returns its ModelInfo (model_uri for registration)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "scorer.joblib"
-        joblib.dump(scorer, path, compress=3)
-        return mlflow.pyfunc.log_model(
-            name=ARTIFACT_NAME,
-            python_model=AccountScoringModel(),
-            artifacts={"scorer": str(path)},
-            code_paths=[str(Path(pipeline.__file__).parent)],
-            signature=signature(scorer),
-            input_example=input_example,
-            pip_requirements=pip_requirements(),
-            metadata={
-                "project_version": pipeline.__version__,
-                "kind": "accounts",
-                "git_commit": scorer.meta.get("git_commit", "unknown"),
-                "model_name": scorer.meta.get("model_name", ""),
-                "model_version": str(scorer.meta.get("model_version", "")),
-            },
-        )
+    return log_pickled_model(scorer, AccountScoringModel(), signature(scorer), input_example, kind="accounts")

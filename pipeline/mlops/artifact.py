@@ -96,19 +96,32 @@ def signature(scorer: Scorer) -> ModelSignature:
 
 def log_scoring_model(scorer: Scorer, input_example: pd.DataFrame) -> mlflow.models.model.ModelInfo:
     """Log the artifact into the active run; returns its ModelInfo (model_uri for registration)."""
+    return log_pickled_model(scorer, CreditScoringModel(), signature(scorer), input_example)
+
+
+def log_pickled_model(
+    scorer,
+    python_model: mlflow.pyfunc.PythonModel,
+    model_signature: ModelSignature,
+    input_example: pd.DataFrame,
+    **extra_metadata: str,
+) -> mlflow.models.model.ModelInfo:
+    """One pyfunc convention for every scoring object (applicants, accounts): the pickled scorer as an
+    artifact, the `pipeline` package as code, pinned requirements, version and commit as metadata."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "scorer.joblib"
         joblib.dump(scorer, path, compress=3)
         return mlflow.pyfunc.log_model(
             name=ARTIFACT_NAME,
-            python_model=CreditScoringModel(),
+            python_model=python_model,
             artifacts={"scorer": str(path)},
             code_paths=[str(Path(pipeline.__file__).parent)],
-            signature=signature(scorer),
+            signature=model_signature,
             input_example=input_example,
             pip_requirements=pip_requirements(),
             metadata={
                 "project_version": pipeline.__version__,
+                **extra_metadata,
                 "git_commit": scorer.meta.get("git_commit", "unknown"),
                 "model_name": scorer.meta.get("model_name", ""),
                 "model_version": str(scorer.meta.get("model_version", "")),
