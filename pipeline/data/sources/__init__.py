@@ -75,12 +75,17 @@ def _load_accounts(cfg: Config) -> SourceData:
         frame = synthetic_portfolio(p)
         return SourceData(frame, f"synthetic portfolio(seed={p.seed}, accounts={p.accounts})", frame_digest(frame))
     assert isinstance(src, FileSource)
+    frame = _mapped_file(cfg, src)
+    return SourceData(as_accounts(frame), src.path, file_digest(src.path))
+
+
+def _mapped_file(cfg: Config, src: FileSource) -> pd.DataFrame:
+    """The configured file read and mapped onto contract names (applicant or account contract)."""
     check_targets(cfg)
     raw = read_table(src.path, src.format, src.delimiter, src.encoding)
     if len(raw) == 0:
         raise DataContractError(f"{src.path}: no data rows (the file has only a header)")
-    frame = apply_mapping(raw, src, src.path)
-    return SourceData(as_accounts(frame), src.path, file_digest(src.path))
+    return apply_mapping(raw, src, src.path)
 
 
 def load_source(cfg: Config) -> SourceData:
@@ -92,9 +97,5 @@ def load_source(cfg: Config) -> SourceData:
         frame = generate(src, cfg.contract.history_months, cfg.features)
         return SourceData(frame, f"synthetic(seed={src.seed}, rows={src.rows})", frame_digest(frame))
     assert isinstance(src, FileSource)
-    check_targets(cfg)
-    raw = read_table(src.path, src.format, src.delimiter, src.encoding)
-    if len(raw) == 0:
-        raise DataContractError(f"{src.path}: no data rows (the file has only a header)")
-    frame = apply_mapping(raw, src, src.path)
+    frame = _mapped_file(cfg, src)
     return SourceData(frame, src.path, file_digest(src.path))
