@@ -10,10 +10,12 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
 import time
+from contextlib import closing
 from pathlib import Path
 
 import joblib
@@ -321,23 +323,29 @@ def test_sigterm_during_train_ends_the_mlflow_run_killed(tmp_path):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
-    client = MlflowClient(f"sqlite:///{tmp_path / 'out' / 'mlflow.db'}")
+    store = tmp_path / "out" / "mlflow.db"
 
-    def runs() -> list:
-        if not (tmp_path / "out" / "mlflow.db").exists():
+    def statuses() -> list[str]:
+        """Run statuses read through a read-only SQLite connection: an MLflow client here would
+        race the child to create the store's tables ("table ... already exists")."""
+        if not store.exists():
             return []
         try:
-            experiment = client.get_experiment_by_name("faults-sig")
-            return client.search_runs([experiment.experiment_id]) if experiment else []
-        except Exception:  # noqa: BLE001 - the child is still creating the store
+            with closing(sqlite3.connect(f"file:{store}?mode=ro", uri=True, timeout=1)) as db:
+                rows = db.execute(
+                    "SELECT r.status FROM runs r JOIN experiments e ON r.experiment_id = e.experiment_id"
+                    " WHERE e.name = 'faults-sig'"
+                ).fetchall()
+        except sqlite3.Error:  # the child is still creating the store
             return []
+        return [status for (status,) in rows]
 
-    wait_for(lambda: [r for r in runs() if r.info.status == "RUNNING"], 180, proc, "the MLflow run started")
+    wait_for(lambda: "RUNNING" in statuses(), 180, proc, "the MLflow run started")
     time.sleep(1.0)  # inside training
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 143, err.decode()[-2000:]
-    assert [r.info.status for r in runs()] == ["KILLED"]
+    assert statuses() == ["KILLED"]
     assert not (tmp_path / "out" / "sig" / "train" / "lineage.json").exists()
 
 
