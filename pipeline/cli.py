@@ -317,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _interrupted_cause(err: BaseException) -> Interrupted | None:
+def _interrupted_cause(err: BaseException | None) -> Interrupted | None:
     """The signal behind an exception that a library raised while our handler's exception was in flight."""
     seen: set[int] = set()
     while err is not None and id(err) not in seen:

@@ -275,6 +275,10 @@ class MonotoneEvidenceConfig(Strict):
     seed: int = 0
 
 
+def _all_calibration_methods() -> list[Literal["isotonic_interp", "platt", "beta"]]:
+    return ["isotonic_interp", "platt", "beta"]
+
+
 class PDModelConfig(Strict):
     params: dict[str, Any] = Field(
         default_factory=lambda: {
@@ -300,7 +304,7 @@ class PDModelConfig(Strict):
         "auto", description="auto: the eligible method with the lowest cross-validated log loss"
     )
     calibration_methods: list[Literal["isotonic_interp", "platt", "beta"]] = Field(
-        default_factory=lambda: ["isotonic_interp", "platt", "beta"]
+        default_factory=_all_calibration_methods
     )
     calibration_settings: CalibrationConfig = CalibrationConfig()
     search: SearchConfig = SearchConfig()

@@ -5,6 +5,10 @@ from __future__ import annotations
 import errno
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pipeline.data.validate import ValidationResult
 
 
 class PipelineError(Exception):
@@ -23,6 +27,7 @@ class DataContractError(PipelineError):
     """The input as a whole is unusable: unreadable, empty, a required column missing, all rows bad."""
 
     exit_code = 3
+    result: ValidationResult | None = None  # set when all rows were rejected, so the rejects can still be written
 
 
 class RejectionBudgetExceeded(PipelineError):
@@ -87,7 +92,7 @@ class StorageError(PipelineError):
         where = path if path is not None else (err.filename or "a file")
         code = err.errno
         name = errno.errorcode.get(code, "") if code is not None else ""
-        hint = _HINTS.get(code, "")
+        hint = _HINTS.get(code, "") if code is not None else ""
         detail = os.strerror(code) if code is not None else str(err)
         return cls(f"{where}: cannot {action}: {detail}{f' ({name})' if name else ''}{f'; {hint}' if hint else ''}")
 

@@ -16,7 +16,7 @@ import queue
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import ExitStack, closing
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,7 +126,7 @@ def _prepared(input_path: Path, chunk_rows: int, source: FileSource | None, scor
         t = time.perf_counter()
 
 
-def prefetch(items: Iterator, depth: int = 1) -> Iterator:
+def prefetch(items: Iterator, depth: int = 1) -> Generator:
     """Produce the next item in a background thread while the caller works on this one.
 
     The tree kernels release the GIL, so validating chunk i+1 overlaps with scoring chunk i.
@@ -227,7 +227,7 @@ def _fsync_folder(folder: Path) -> None:
         os.close(fd)
 
 
-def _stream(scorer: Scorer, chunks: Iterator, temps: Outputs, tally: Tally, bar) -> None:
+def _stream(scorer: Scorer, chunks: Generator, temps: Outputs, tally: Tally, bar) -> None:
     """Score each prepared chunk and append it to the temporary scores and rejects files."""
     with ExitStack() as stack:
         writer = rej_writer = None

@@ -235,7 +235,7 @@ protected. There is no income or monthly history, so those features are skipped.
 def _shipped_sources() -> list[tuple[str, str, object]]:
     from pipeline.config import REPO_ROOT, load_config
 
-    found = []
+    found: list[tuple[str, str, object]] = []
     for title, rel in (("Taiwan credit card default", "configs/taiwan.yaml"), ("German credit", "configs/german.yaml")):
         if (REPO_ROOT / rel).exists():
             found.append((title, rel, load_config(REPO_ROOT / rel)))

@@ -26,7 +26,7 @@ import hashlib
 import os
 import re
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -498,7 +498,7 @@ class CsvFile:
             raise DataContractError(f"{self.path}: the header line is malformed ({first.rule}): {first.text}")
         self.header = parse_header(_split_header(first)[0], delimiter, self.path)
 
-    def _blocks(self, read_bytes: int) -> Iterator[bytes | Malformed]:
+    def _blocks(self, read_bytes: int) -> Generator[bytes | Malformed, None, None]:
         try:
             chunks = _byte_chunks(self.path, self.encoding, read_bytes)
             yield from record_blocks(chunks, self.delimiter, self.max_record_bytes)
@@ -636,7 +636,7 @@ def _alive(pid: int) -> bool:
 
 def clean_stale_temps(path: Path) -> list[Path]:
     """Delete `.NAME.tmp-PID` files beside path whose process is gone: what a killed (SIGKILL) run left."""
-    removed = []
+    removed: list[Path] = []
     if not path.parent.is_dir():
         return removed
     prefix = f".{path.name}.tmp-"

@@ -108,7 +108,7 @@ def _numeric_left(v: str, out: str, threshold: float, missing: int, default_left
 def _categories(forest: Forest, node: int) -> list[int]:
     """Category codes in the node's bitset (they go left)."""
     start, length = int(forest.cat_start[node]), int(forest.cat_len[node])
-    cats = []
+    cats: list[int] = []
     for w, word in enumerate(forest.cat_bits[start : start + length].tolist()):
         cats.extend(32 * w + bit for bit in range(32) if (word >> bit) & 1)
     return cats

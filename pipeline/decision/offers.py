@@ -32,6 +32,7 @@ from __future__ import annotations
 import re
 import string
 from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -64,7 +65,8 @@ class OfferInputs:
 
     def take(self, mask: np.ndarray) -> OfferInputs:
         parts = {f.name: getattr(self, f.name) for f in fields(self)}
-        return OfferInputs(**{k: None if v is None else np.asarray(v)[mask] for k, v in parts.items()})
+        taken: dict[str, Any] = {k: None if v is None else np.asarray(v)[mask] for k, v in parts.items()}
+        return OfferInputs(**taken)
 
 
 def offer_inputs_from_frame(
@@ -282,11 +284,12 @@ class _Notes:
         scalars = {k: v for k, v in values.items() if not isinstance(v, np.ndarray)}
         columns: dict[str, list] = {}
         for _, name, spec, _ in string.Formatter().parse(template):
-            value = values.get(name or "")
+            key = name or ""
+            value = values.get(key)
             if isinstance(value, np.ndarray):
-                columns[name] = [_money(x) for x in value[idx]] if spec == "money" else value[idx].tolist()
+                columns[key] = [_money(x) for x in value[idx]] if spec == "money" else value[idx].tolist()
             elif spec == "money":
-                scalars[name] = _money(value)  # type: ignore[arg-type]
+                scalars[key] = _money(value)  # type: ignore[arg-type]
         plain = re.sub(r"\{(\w+):money\}", r"{\1}", template)
         rows = zip(*columns.values(), strict=True) if columns else [()] * len(idx)
         texts = [plain.format(**scalars, **dict(zip(columns, row, strict=True))) for row in rows]

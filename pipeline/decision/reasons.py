@@ -15,6 +15,8 @@ default (`scoring.exact_reasons`), path attribution for the others.
 from __future__ import annotations
 
 import weakref
+from collections.abc import Sequence
+from typing import cast
 
 import lightgbm as lgb
 import numpy as np
@@ -30,7 +32,8 @@ _FORESTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 def exact(booster: lgb.Booster, X: np.ndarray) -> np.ndarray:
     """TreeSHAP values (n, features), without the bias column."""
-    return booster.predict(X, pred_contrib=True, num_threads=threads())[:, :-1]
+    contrib = cast(np.ndarray, booster.predict(X, pred_contrib=True, num_threads=threads()))  # dense X: an array
+    return contrib[:, :-1]
 
 
 def forest_of(model) -> Forest:
@@ -72,7 +75,7 @@ def agreement(fast: np.ndarray, reference: np.ndarray, k: int = 3) -> dict[str, 
     }
 
 
-def top_reasons(contrib: np.ndarray, reason_texts: list[str], k: int) -> np.ndarray:
+def top_reasons(contrib: np.ndarray, reason_texts: Sequence[object], k: int) -> np.ndarray:
     """(n, k) array of reason texts, strongest first; None where fewer than k features raise risk.
 
     Selection is `treeshap.top_k_exact`'s, so path and exact attributions share one tie rule

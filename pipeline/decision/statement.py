@@ -37,6 +37,14 @@ def _num(value: Any) -> float | None:
     return x if math.isfinite(x) else None
 
 
+def _stated(row: Mapping, key: str) -> float:
+    """A figure the offer text states: the offers table sets it on every offered row."""
+    x = _num(row.get(key))
+    if x is None:
+        raise ValueError(f"applicant {row.get('applicant_id')}: an offer needs a finite {key}, got {row.get(key)!r}")
+    return x
+
+
 def _money(x: float, currency: str) -> str:
     text = f"{x:,.0f}" if float(x).is_integer() else f"{x:,.2f}"
     return f"{currency}{text}"
@@ -59,8 +67,8 @@ def _request_text(kind: str, amount: float | None, term: float | None, m) -> str
 
 
 def _instalment_offer(row: Mapping, apr_text: str, cfg: ProductsConfig) -> tuple[str, dict]:
-    amount, term, fees = _num(row["offer_amount"]), int(row["offer_term_months"]), _num(row.get("fees")) or 0.0
-    sched = pricing.amortise(amount + fees, _num(row["interest_rate"]), term)
+    amount, term, fees = _stated(row, "offer_amount"), int(row["offer_term_months"]), _num(row.get("fees")) or 0.0
+    sched = pricing.amortise(amount + fees, _stated(row, "interest_rate"), term)
     pay, last, total = sched.payment[0] / 100, sched.last_payment[0] / 100, sched.total_paid[0] / 100
     c = cfg.currency
     if last == pay:
@@ -76,7 +84,7 @@ def _instalment_offer(row: Mapping, apr_text: str, cfg: ProductsConfig) -> tuple
 
 def _revolving_offer(row: Mapping, apr_text: str, cfg: ProductsConfig) -> tuple[str, dict]:
     c = cfg.currency
-    amount, pay = _num(row["offer_amount"]), _num(row["monthly_payment"])
+    amount, pay = _stated(row, "offer_amount"), _stated(row, "monthly_payment")
     months, total = _num(row.get("months_to_repay")), _num(row.get("total_to_repay"))
     text = (
         f"We can offer a credit limit of {_money(amount, c)} at {apr_text} APR. "
@@ -86,7 +94,8 @@ def _revolving_offer(row: Mapping, apr_text: str, cfg: ProductsConfig) -> tuple[
         years = cfg.search.max_months_simulated // 12
         text += f"paying only the minimum would not repay it within {years} years."
     else:
-        text += f"paying only the minimum, it takes {months:.0f} months to repay, {_cents(total, c)} in total."
+        repaid = _stated(row, "total_to_repay")
+        text += f"paying only the minimum, it takes {months:.0f} months to repay, {_cents(repaid, c)} in total."
     return text, {"monthly_payment": pay, "months_to_repay": months, "total_to_repay": total}
 
 

@@ -515,7 +515,8 @@ def shap_values(model: Any, X: np.ndarray, num_threads: int | None = None) -> np
     if num_threads is None:
         return forest.shap_values(X)
     previous = numba.get_num_threads()
-    numba.set_num_threads(max(1, min(int(num_threads), numba.config.NUMBA_NUM_THREADS)))
+    # numba.config sets NUMBA_NUM_THREADS from the environment at import (globals()), unseen by mypy
+    numba.set_num_threads(max(1, min(int(num_threads), numba.config.NUMBA_NUM_THREADS)))  # type: ignore[attr-defined]
     try:
         return forest.shap_values(X)
     finally:

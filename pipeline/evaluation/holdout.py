@@ -116,6 +116,7 @@ def draw_plots(
         ),
     }
     if limit_fit is not None:
+        assert scorer.limit_model is not None  # limit_model_fit gives a fit only for a limit model
         plots["limit_fit"] = draw.plot_limit_fit(*limit_fit, scorer.limit_model.alpha, plots_dir / "limit_fit.png")
     if fair.tables:
         min_ratio = cfg.registry.gate.min_adverse_impact_ratio
@@ -176,7 +177,11 @@ def model_card_facts(
         "gate_thresholds": cfg.registry.gate.model_dump(),
         "psi_alert": alert,
         "synthetic": synthetic,
-        "source": f"synthetic generator (seed {source.seed}, {source.rows:,} rows)" if synthetic else str(source.path),
+        "source": (
+            f"synthetic generator (seed {source.seed}, {source.rows:,} rows)"
+            if isinstance(source, SyntheticSource)
+            else str(source.path)
+        ),
         "period": _period(valid),
         "split": _split_description(h.train, h.test),
         "n_train": len(h.train),

@@ -131,9 +131,8 @@ def fairness_findings(tables: dict[str, pd.DataFrame], min_air: float) -> list[s
 
 def _card_metrics(m: dict[str, float], fairness_assessed: bool) -> dict[str, Any]:
     """The card's headline metrics; an unassessed fairness screen says so rather than vanishing or passing."""
-    if not fairness_assessed:
-        m = {**m, "min_adverse_impact_ratio": NO_FAIRNESS}
-    return {k: m[k] for k in CARD_METRICS if k in m}
+    shown: dict[str, Any] = m if fairness_assessed else {**m, "min_adverse_impact_ratio": NO_FAIRNESS}
+    return {k: shown[k] for k in CARD_METRICS if k in shown}
 
 
 def build_model_card(facts: dict[str, Any]) -> dict[str, Any]:

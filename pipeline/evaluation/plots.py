@@ -10,9 +10,9 @@ calling this module never changes a notebook user's own plots. Thresholds that a
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import ParamSpec, TypeVar
+from typing import ParamSpec, TypeVar, cast
 
 import matplotlib
 import matplotlib.ticker
@@ -147,7 +147,7 @@ def plot_score_distribution(
     finite = score[np.isfinite(score)]
     pooled = int(((finite < lo) | (finite > hi)).sum())
     score = np.clip(score, lo, hi)
-    edges = np.linspace(lo, hi, 41)
+    edges = cast(Sequence[float], np.linspace(lo, hi, 41))  # matplotlib takes arrays; its stubs say sequences
     n_good, n_bad = int((y == 0).sum()), int((y == 1).sum())
     ax.hist(score[y == 0], bins=edges, density=True, alpha=0.55, color=GOOD, label=f"non-defaults (n={n_good})")
     ax.hist(score[y == 1], bins=edges, density=True, alpha=0.55, color=BAD, label=f"defaults (n={n_bad})")

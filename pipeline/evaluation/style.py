@@ -7,6 +7,11 @@ never restyles a notebook user's own plots.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType
+
 GOOD = "#2b7bb9"  # non-defaults, the model's curve
 BAD = "#d1495b"  # defaults, failed screens
 ACCENT = "#edae49"  # "watch" readings
@@ -18,7 +23,7 @@ LABEL = "#555555"
 
 DPI = 110
 
-RC = {
+RC: dict[RcKeyType, Any] = {
     "figure.figsize": (7.5, 4.6),
     "axes.titlesize": 13,
     "axes.titleweight": "bold",

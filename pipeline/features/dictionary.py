@@ -13,6 +13,7 @@ feature is ever +-inf. History columns are latest first: m1 is the latest month.
 
 from __future__ import annotations
 
+from collections.abc import Set
 from dataclasses import dataclass, replace
 
 import pandas as pd
@@ -281,7 +282,7 @@ class FeatureSelection:
 
 
 def select_features(
-    columns: set[str], dictionary: list[FeatureSpec], empty: set[str] = frozenset()
+    columns: set[str], dictionary: list[FeatureSpec], empty: Set[str] = frozenset()
 ) -> FeatureSelection:
     """Features whose inputs are present (and not entirely empty); the rest with the reason they are skipped."""
     usable = columns - set(empty)

@@ -20,7 +20,8 @@ import mlflow
 import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
-from mlflow.types import ColSpec, Schema
+from mlflow.pyfunc import PythonModel
+from mlflow.types import ColSpec, Schema, TensorSpec
 
 import pipeline
 from pipeline.data.contract import contract_columns
@@ -48,7 +49,7 @@ RUNTIME_PACKAGES = [
 ]
 
 
-class CreditScoringModel(mlflow.pyfunc.PythonModel):
+class CreditScoringModel(PythonModel):
     """pyfunc wrapper: predict(DataFrame in contract columns) -> one score row per input row."""
 
     def load_context(self, context) -> None:
@@ -78,12 +79,12 @@ def signature(scorer: Scorer) -> ModelSignature:
     a Spark UDF passes columns by position in this order."""
     required = set(scorer.required_columns)
     trained_with = set(scorer.meta.get("input_columns", required))
-    inputs = [
+    inputs: list[ColSpec | TensorSpec] = [
         ColSpec(_spec_type(c.dtype), c.name, required=c.name in required)
         for c in contract_columns(scorer.contract)
         if c.role != "target" and c.name in trained_with
     ]
-    outputs = [
+    outputs: list[ColSpec | TensorSpec] = [
         ColSpec(
             "double" if name in scorer.numeric_outputs else "string",
             name,
@@ -101,7 +102,7 @@ def log_scoring_model(scorer: Scorer, input_example: pd.DataFrame) -> mlflow.mod
 
 def log_pickled_model(
     scorer,
-    python_model: mlflow.pyfunc.PythonModel,
+    python_model: PythonModel,
     model_signature: ModelSignature,
     input_example: pd.DataFrame,
     **extra_metadata: str,

@@ -43,7 +43,7 @@ _held_lock: dict[str, int] = {}  # lock file -> fd, held from next_version() unt
 class GateVerdict:
     promote: bool
     reasons: list[str] = field(default_factory=list)
-    metrics: dict[str, float] = field(default_factory=dict)
+    metrics: dict[str, float | None] = field(default_factory=dict)
 
     def text(self) -> str:
         head = "PROMOTE" if self.promote else "KEEP CHAMPION"
@@ -238,6 +238,14 @@ def register(model_uri: str, name: str, expected_version: int, tags: dict[str, s
     return str(mv.version)
 
 
+def _measured(metrics: dict[str, float | None], key: str) -> float:
+    """A metric the gate cannot judge without (only `min_air` may be None)."""
+    value = metrics[key]
+    if value is None:
+        raise ValueError(f"gate: the challenger's {key} was not measured")
+    return value
+
+
 def gate(challenger: dict[str, float | None], champion: dict[str, float] | None, cfg: GateConfig) -> GateVerdict:
     """Pure decision: challenger metrics vs champion metrics measured on the same holdout.
 
@@ -245,23 +253,18 @@ def gate(challenger: dict[str, float | None], champion: dict[str, float] | None,
     checks are still reported so a failing first model is visible in the verdict.
     """
     reasons, ok = [], True
+    auc, ece, psi = (_measured(challenger, key) for key in ("roc_auc", "ece", "score_psi"))
     if champion is not None:
-        drop = champion["roc_auc"] - challenger["roc_auc"]
+        drop = champion["roc_auc"] - auc
         passed = drop <= cfg.auc_tolerance
         ok &= passed
         reasons.append(
-            f"AUC {challenger['roc_auc']:.4f} vs champion {champion['roc_auc']:.4f} on the same holdout "
+            f"AUC {auc:.4f} vs champion {champion['roc_auc']:.4f} on the same holdout "
             f"(drop {drop:+.4f}, tolerance {cfg.auc_tolerance}): {'pass' if passed else 'FAIL'}"
         )
     checks = [
-        ("ECE", challenger["ece"], cfg.max_ece, challenger["ece"] <= cfg.max_ece, "<="),
-        (
-            "score PSI train vs test",
-            challenger["score_psi"],
-            cfg.max_score_psi,
-            challenger["score_psi"] <= cfg.max_score_psi,
-            "<=",
-        ),
+        ("ECE", ece, cfg.max_ece, ece <= cfg.max_ece, "<="),
+        ("score PSI train vs test", psi, cfg.max_score_psi, psi <= cfg.max_score_psi, "<="),
     ]
     air = challenger.get("min_air")
     if air is None:  # no protected attribute assessed: the check cannot apply, and must not read "pass"

@@ -18,6 +18,7 @@ import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypedDict
 from urllib.parse import urlparse
 
 from pipeline.errors import TrackingError
@@ -28,7 +29,13 @@ os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
 
 import mlflow  # noqa: E402  (after the environment defaults above)
 
-_state = {"read_only": False, "missing": None}
+
+class _State(TypedDict):
+    read_only: bool
+    missing: tuple[str, str] | None  # (uri, where it came from) of an absent store a read command was given
+
+
+_state: _State = {"read_only": False, "missing": None}
 
 
 def read_only_store(enabled: bool = True) -> None:

@@ -8,6 +8,8 @@ docs/model-quality.md (`python -m pipeline quality --config X`).
 
 from __future__ import annotations
 
+from typing import cast
+
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
@@ -51,7 +53,7 @@ def lightgbm_default(
     booster = lgb.train(
         {"objective": "binary", "verbose": -1, "seed": seed, "num_threads": threads(), "deterministic": True}, data
     )
-    return booster.predict(X_test)
+    return cast(np.ndarray, booster.predict(X_test))  # dense X: lightgbm returns an array
 
 
 def _matrix(valid: pd.DataFrame, cfg: Config) -> tuple[np.ndarray, np.ndarray, list[FeatureSpec]]:

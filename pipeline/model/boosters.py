@@ -11,6 +11,7 @@ import logging
 import os
 import time
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 import lightgbm as lgb
 import numpy as np
@@ -20,7 +21,7 @@ from sklearn.linear_model import LogisticRegression
 
 from pipeline.config import LimitModelConfig, PDModelConfig
 from pipeline.features import FeatureSpec
-from pipeline.model.calibration import choose_calibrator
+from pipeline.model.calibration import CalibratedPD, choose_calibrator
 from pipeline.model.monotone import choose_constraints, lightgbm_fitter
 
 log = logging.getLogger(__name__)
@@ -153,7 +154,7 @@ class _Forests:
 class PDModel(_Forests):
     booster: lgb.Booster
     names: list[str]
-    calibrator: Calibrator
+    calibrator: Calibrator | CalibratedPD
     best_iteration: int
     params: dict
     report: dict = field(default_factory=dict)  # how constraints and calibration were chosen, for the model card
@@ -219,7 +220,8 @@ def train_pd(X, y, Xv, yv, Xc, yc, specs: list[FeatureSpec], cfg: PDModelConfig,
     candidates = [dict(cfg.params)]
     rng = np.random.default_rng(cfg.search.seed)
     candidates += [{**cfg.params, **_search_space(rng)} for _ in range(cfg.search.trials)]
-    started, best, trials = time.monotonic(), None, []
+    started, trials = time.monotonic(), []
+    best: tuple[float, lgb.Booster, dict[str, Any]] | None = None
     for i, params in enumerate(candidates):
         if i > 0 and time.monotonic() - started > cfg.search.time_budget_s:
             log.info("search stopped by its time budget after %d trials", i)
@@ -231,9 +233,11 @@ def train_pd(X, y, Xv, yv, Xc, yc, specs: list[FeatureSpec], cfg: PDModelConfig,
         trials.append({"trial": i, "valid_logloss": loss, **params})
         if best is None or loss < best[0]:
             best = (loss, booster, params)
+    assert best is not None  # trial 0 always runs: the time budget stops only later trials
     _, booster, params = best
     booster = _refit_to_best(booster)
-    calibrator, calibration_report = calibrate(booster.predict(Xc, num_threads=threads()), yc, cfg)
+    raw_cal = cast(np.ndarray, booster.predict(Xc, num_threads=threads()))  # dense X: lightgbm returns an array
+    calibrator, calibration_report = calibrate(raw_cal, yc, cfg)
     report = {"monotone": monotone_report, "calibration": calibration_report}
     model = PDModel(booster, [s.name for s in specs], calibrator, booster.current_iteration(), params, report)
     return model, {
@@ -265,7 +269,7 @@ def choose_directions(X, y, specs: list[FeatureSpec], cfg: PDModelConfig, seed: 
     return final, {"mode": "evidence", **report}
 
 
-def calibrate(raw: np.ndarray, y: np.ndarray, cfg: PDModelConfig):
+def calibrate(raw: np.ndarray, y: np.ndarray, cfg: PDModelConfig) -> tuple[Calibrator | CalibratedPD, dict]:
     """The calibration map with its data-derived floor and cap, and a report of how it was chosen."""
     settings = cfg.calibration_settings
     if cfg.calibration in ("isotonic", "sigmoid", "none"):  # the earlier fixed methods, kept selectable
@@ -273,8 +277,7 @@ def calibrate(raw: np.ndarray, y: np.ndarray, cfg: PDModelConfig):
         p = calibrator(raw)
         return calibrator, {"method": cfg.calibration, **pd_summary_counts(p, settings.bounds.min_floor)}
     methods = cfg.calibration_methods if cfg.calibration == "auto" else [cfg.calibration]
-    calibrator, report = choose_calibrator(raw, y, methods, settings)
-    return calibrator, report
+    return choose_calibrator(raw, y, methods, settings)
 
 
 def pd_summary_counts(p: np.ndarray, floor: float) -> dict:

@@ -15,9 +15,9 @@ like `pipeline.model.boosters.Calibrator`.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 from scipy.special import expit, logit
@@ -35,7 +35,8 @@ METHODS = ("isotonic_interp", "platt", "beta")
 
 
 class Mapping(Protocol):
-    method: str
+    @property
+    def method(self) -> str: ...
 
     def __call__(self, raw: np.ndarray) -> np.ndarray: ...
 
@@ -138,17 +139,19 @@ def _blocks(z: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nd
     return count, np.add.reduceat(ys, starts), np.add.reduceat(zs, starts)
 
 
-def _merge_tails(count: np.ndarray, events: np.ndarray, zsum: np.ndarray, min_events: int):
+def _merge_tails(
+    count: np.ndarray, events: np.ndarray, zsum: np.ndarray, min_events: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Merge end blocks into their neighbours until the bottom block has `min_events` bads and the top block
     `min_events` goods: a block with none has bad rate exactly 0 or 1, which no PD may claim."""
-    count, events, zsum = list(count), list(events), list(zsum)
-    while len(count) > 1 and events[0] < min_events:
-        for arr in (count, events, zsum):
+    counts, bads, sums = list(count), list(events), list(zsum)
+    while len(counts) > 1 and bads[0] < min_events:
+        for arr in (counts, bads, sums):
             arr[:2] = [arr[0] + arr[1]]
-    while len(count) > 1 and count[-1] - events[-1] < min_events:
-        for arr in (count, events, zsum):
+    while len(counts) > 1 and counts[-1] - bads[-1] < min_events:
+        for arr in (counts, bads, sums):
             arr[-2:] = [arr[-2] + arr[-1]]
-    return np.array(count), np.array(events), np.array(zsum)
+    return np.array(counts), np.array(bads), np.array(sums)
 
 
 def fit_isotonic_interp(
@@ -162,7 +165,11 @@ def fit_isotonic_interp(
     return IsotonicInterp(zsum / count, logit(rate), slope, slope)
 
 
-FITTERS = {"platt": fit_platt, "beta": fit_beta, "isotonic_interp": fit_isotonic_interp}
+FITTERS: dict[str, Callable[[np.ndarray, np.ndarray], Mapping]] = {
+    "platt": fit_platt,
+    "beta": fit_beta,
+    "isotonic_interp": fit_isotonic_interp,
+}
 
 
 # ---------------------------------------------------------------- floor and cap from the data
@@ -192,7 +199,7 @@ def derive_bounds(raw: np.ndarray, y: np.ndarray, settings: BoundSettings) -> tu
     rows = max(math.ceil(settings.band_share * n), settings.band_min_rows)
     rows = int(min(rows, math.floor(settings.band_max_share * n)))
     order = np.argsort(raw, kind="stable")
-    out = {}
+    out: dict[str, Any] = {}
     for name, idx, upper in (("floor", order[:rows], False), ("cap", order[n - rows :], True)):
         k = int(np.sum(y[idx]))
         bound = rate_bound(k, rows, settings.confidence, settings.interval, upper)
@@ -238,6 +245,7 @@ CalibrationSettings = CalibrationConfig
 
 def fit_method(method: str, raw: np.ndarray, y: np.ndarray, settings: CalibrationSettings) -> CalibratedPD:
     """One method with its data-derived floor and cap, fitted on (raw, y)."""
+    mapping: Mapping
     if method == "isotonic_interp":
         mapping = fit_isotonic_interp(raw, y, settings.tail, settings.min_tail_events)
     elif method in FITTERS:

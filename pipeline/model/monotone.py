@@ -123,7 +123,7 @@ def choose_constraints(
     auc_u, models_u = _cv(X, y, plan, fitter, free) if testable else (auc_c, [])
     fits = 2 * len(plan)
     total_gain, total_se = _gain(auc_u, auc_c)
-    rows = {
+    rows: dict[int, dict[str, object]] = {
         j: {"feature": names[j], "prior": prior[j], "final": base[j], "status": "kept", "auc_cost": None}
         for j in range(len(names))
     }

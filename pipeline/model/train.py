@@ -53,7 +53,7 @@ class TrainResult:
 
 def used_inputs(specs: list[FeatureSpec], columns: set[str]) -> list[str]:
     """Contract columns the trained features read: the first input alternative that is present."""
-    needed = set()
+    needed: set[str] = set()
     for spec in specs:
         alt = next(a for a in spec.inputs if all(c in columns for c in a))
         needed.update(alt)

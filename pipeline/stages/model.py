@@ -69,7 +69,7 @@ def train(cfg: Config, config_path: str | None = None) -> dict:
         mlflow.log_dict(read_json(p.validation_report), "validate/summary.json")
         p.train_dir.mkdir(parents=True, exist_ok=True)
         joblib.dump(result.scorer, p.scorer, compress=3)
-        np.savez(p.splits, **result.splits)
+        np.savez(p.splits, allow_pickle=True, **result.splits)  # numpy's default, named: mypy maps **splits onto it
         info = {
             "run_id": run.info.run_id,
             "experiment_id": run.info.experiment_id,

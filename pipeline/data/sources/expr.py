@@ -48,7 +48,7 @@ import difflib
 import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Literal, TypeAlias
+from typing import Literal, TypeAlias, cast
 
 import numpy as np
 import pandas as pd
@@ -90,6 +90,14 @@ def clip(x: Value, lo: Value, hi: Value) -> Value:
     return np.where(np.isnan(x), np.nan, np.fmax(np.fmin(x, hi), lo))
 
 
+def _fillna(x: Value, v: Value) -> Value:
+    return np.where(np.isnan(x), v, x)
+
+
+def _round(x: Value, n: Value | int = 0) -> Value:
+    return np.round(x, int(n))  # half to even, like Python
+
+
 @dataclass(frozen=True)
 class Function:
     """One whitelisted function: its arity and numpy implementation."""
@@ -118,14 +126,14 @@ FUNCTIONS: dict[str, Function] = {
         Function("ceil", "ceil(x)", 1, 1, np.ceil),
         Function("clip", "clip(x, lo, hi)", 3, 3, clip),
         Function("exp", "exp(x)", 1, 1, np.exp),
-        Function("fillna", "fillna(x, v)", 2, 2, lambda x, v: np.where(np.isnan(x), v, x)),
+        Function("fillna", "fillna(x, v)", 2, 2, _fillna),
         Function("floor", "floor(x)", 1, 1, np.floor),
         Function("isnull", "isnull(x)", 1, 1, lambda x: np.isnan(x).astype(float)),
         Function("log", "log(x)", 1, 1, lambda x: np.where(x > 0, np.log(np.where(x > 0, x, 1.0)), np.nan)),
         Function("max", "max(a, b, ...)", 2, None, _reduce(np.fmax)),
         Function("min", "min(a, b, ...)", 2, None, _reduce(np.fmin)),
         Function("notnull", "notnull(x)", 1, 1, lambda x: (~np.isnan(x)).astype(float)),
-        Function("round", "round(x, n=0)", 1, 2, lambda x, n=0: np.round(x, int(n))),  # half to even, like Python
+        Function("round", "round(x, n=0)", 1, 2, _round),
         Function("sqrt", "sqrt(x)", 1, 1, lambda x: np.sqrt(np.where(x >= 0, x, np.nan))),
         Function("where", "where(cond, a, b)", 3, 3, where),
     ]
@@ -387,7 +395,7 @@ class _Checker:
         """ast counts UTF-8 bytes on a line; the rewritten code is one line, so bytes -> characters."""
         return len(self.rw.code.encode("utf-8")[:col_offset].decode("utf-8", errors="ignore"))
 
-    def pos(self, node: ast.AST) -> int:
+    def pos(self, node: ast.expr | ast.keyword) -> int:
         return self.rw.original(self._offset(node.col_offset))
 
     def token(self, node: ast.AST) -> str:
@@ -396,13 +404,14 @@ class _Checker:
             segment = segment.replace(placeholder, f"`{name}`")
         return segment if len(segment) <= 40 else segment[:37] + "..."
 
-    def op_pos(self, left: ast.AST, right: ast.AST, symbol: str) -> int:
+    def op_pos(self, left: ast.expr, right: ast.expr, symbol: str) -> int:
         """Operators carry no position in the AST: find the symbol between their operands."""
+        assert left.end_col_offset is not None  # ast.parse sets end positions on every node
         start, stop = self._offset(left.end_col_offset), self._offset(right.col_offset)
         found = self.rw.code.find(symbol.split()[0], start, stop)
         return self.rw.original(found if found >= 0 else start)
 
-    def visit(self, node: ast.AST) -> None:
+    def visit(self, node: ast.expr) -> None:
         method = getattr(self, f"visit_{type(node).__name__}", None)
         if method is None:
             word = _NODE_WORDS.get(type(node), type(node).__name__)
@@ -460,7 +469,7 @@ class _Checker:
         for part in (node.test, node.body, node.orelse):
             self.visit(part)
 
-    def _operator(self, op: ast.AST, left: ast.AST, right: ast.AST) -> None:
+    def _operator(self, op: ast.AST, left: ast.expr, right: ast.expr) -> None:
         if type(op) in BINARY or type(op) in COMPARE:
             return
         symbol, hint = _REJECTED_OPS.get(type(op), (type(op).__name__, ""))
@@ -495,9 +504,9 @@ class _Checker:
             raise self.fail(f"{spec.signature} takes {want} arguments, got {count}", self.pos(node.func))
         if spec.name == "round" and count == 2 and _whole_constant(node.args[1]) is None:
             raise self.fail("round(x, n): n must be a whole number written in the expression", self.pos(node.args[1]))
-        if spec.name == "clip" and all(_number(a) is not None for a in node.args[1:]):
+        if spec.name == "clip":
             lo, hi = _number(node.args[1]), _number(node.args[2])
-            if lo > hi:
+            if lo is not None and hi is not None and lo > hi:
                 raise self.fail(f"clip(x, lo, hi): lo {lo:g} is above hi {hi:g}", self.pos(node.args[1]))
 
 
@@ -541,7 +550,7 @@ class _Evaluator:
         return getattr(self, f"visit_{type(node).__name__}")(node)
 
     def visit_Constant(self, node: ast.Constant) -> Value:
-        return np.float64(float(node.value))
+        return np.float64(float(cast("int | float", node.value)))  # _Checker let only numbers through
 
     def visit_Name(self, node: ast.Name) -> Value:
         return self.values[self.names.get(node.id, node.id)]
@@ -574,5 +583,5 @@ class _Evaluator:
         return where(self.visit(node.test), self.visit(node.body), self.visit(node.orelse))
 
     def visit_Call(self, node: ast.Call) -> Value:
-        spec = FUNCTIONS[node.func.id]
+        spec = FUNCTIONS[cast(ast.Name, node.func).id]  # _Checker let only calls of listed names through
         return spec.apply(*(self.visit(arg) for arg in node.args))
