@@ -35,7 +35,7 @@ from pipeline.data.contract import (
     build_schema,
     contract_columns,
 )
-from pipeline.data.io import LINE_COLUMN, MALFORMED_COLUMNS, MALFORMED_RULE, MALFORMED_TEXT
+from pipeline.data.csv_records import LINE_COLUMN, MALFORMED_COLUMNS, MALFORMED_RULE, MALFORMED_TEXT
 from pipeline.data.sources.file import delimiter_hint
 from pipeline.errors import DataContractError, RejectionBudgetExceeded
 
