@@ -57,7 +57,7 @@ from pipeline.decision.reasons import (  # noqa: E402
     exact,
     top_reasons,  # noqa: E402
 )
-from pipeline.evaluation.metrics import reference_distribution  # noqa: E402
+from pipeline.evaluation.stability import reference_distribution  # noqa: E402
 from pipeline.model.boosters import PDModel, _base_params, fit_calibrator, monotone_constraints, threads  # noqa: E402
 from pipeline.model.train import fit  # noqa: E402
 

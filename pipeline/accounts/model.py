@@ -21,7 +21,8 @@ from pipeline.accounts.review import ReviewResult
 from pipeline.accounts.scorer import AccountScorer
 from pipeline.accounts.settings import ModelSettings
 from pipeline.config import Config
-from pipeline.evaluation.metrics import discrimination, psi, reference_distribution
+from pipeline.evaluation.metrics import discrimination
+from pipeline.evaluation.stability import psi, reference_distribution
 from pipeline.features import FeatureSpec
 from pipeline.model.boosters import to_matrix, train_pd
 from pipeline.model.splits import make_splits

@@ -16,7 +16,7 @@ import pandas as pd
 from pipeline.config import Config
 from pipeline.data.validate import ValidationResult
 from pipeline.decision.scorer import Scorer
-from pipeline.evaluation.metrics import bin_shares, psi_from_shares
+from pipeline.evaluation.stability import bin_shares, psi_from_shares
 
 
 @dataclass

@@ -12,8 +12,8 @@ from typing import Any
 
 import pandas as pd
 
+from pipeline.evaluation.fairness import adverse_impact_flags
 from pipeline.evaluation.formatting import auto, fmt
-from pipeline.evaluation.metrics import adverse_impact_flags
 
 FOUR_FIFTHS_NAME = 0.8  # the ratio the US EEOC "four-fifths rule" names; only used to choose the wording
 NOT_APPLICABLE = "not applicable"

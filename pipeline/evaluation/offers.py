@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from pipeline.evaluation.metrics import counter_offer_scenarios, offer_mix, payment_to_income, pti_distribution
+from pipeline.evaluation.policy_metrics import counter_offer_scenarios, offer_mix, payment_to_income, pti_distribution
 
 NO_OFFERS = (
     "This scorer makes no offers (trained before products were configured): the offer mix, the effect of "

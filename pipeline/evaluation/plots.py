@@ -21,7 +21,7 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from pipeline.evaluation.metrics import adverse_impact_flags
+from pipeline.evaluation.fairness import adverse_impact_flags
 from pipeline.evaluation.model_card import air_rule
 from pipeline.evaluation.style import ACCENT, BAD, BOX_FILL, DPI, GOOD, GREY, LABEL, RC, STABLE, STATUS_COLOURS
 

@@ -18,22 +18,17 @@ from pipeline.config import Config
 from pipeline.decision.offers import OFFER_COLUMNS
 from pipeline.decision.scorecard import pd_to_score
 from pipeline.decision.scorer import Scorer
-from pipeline.evaluation.metrics import (
-    auc_confidence_interval,
-    calibration_table,
+from pipeline.evaluation.fairness import fairness
+from pipeline.evaluation.metrics import auc_confidence_interval, calibration_table, discrimination, score_bands
+from pipeline.evaluation.policy_metrics import (
     cutoff_table,
     decision_reason_counts,
-    discrimination,
-    fairness,
     grade_table,
     limit_coverage,
     limit_errors,
     policy_simulation,
-    psi,
-    psi_status,
-    psi_table,
-    score_bands,
 )
+from pipeline.evaluation.stability import psi, psi_status, psi_table
 
 log = logging.getLogger(__name__)
 TARGET, LIMIT = "defaulted", "granted_limit"
