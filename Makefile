@@ -9,6 +9,7 @@ MODEL ?=
 INPUT ?=
 OUTPUT ?=
 PYTEST_ARGS ?=
+DASK ?=
 
 export MLFLOW_DISABLE_TELEMETRY := true
 
@@ -30,12 +31,12 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP) ## create .venv and install the project with the dev extra
 
-run: $(STAMP) ## every stage in order on CONFIG, ending with scoring by the champion
-	$(PIPE) run --config $(CONFIG)
+run: $(STAMP) ## every stage in order on CONFIG, ending with scoring by the champion (DASK=tcp://host:8786 or local)
+	$(PIPE) run --config $(CONFIG) $(if $(DASK),--dask "$(DASK)")
 
 # make <stage>: that stage and the ones before it, skipping those already up to date.
 $(filter-out score,$(STAGES)): $(STAMP)
-	$(PIPE) run --config $(CONFIG) --to $@ --resume
+	$(PIPE) run --config $(CONFIG) --to $@ --resume $(if $(DASK),--dask "$(DASK)")
 
 report: evaluate ## the HTML evaluation report (written by evaluate)
 

@@ -13,6 +13,7 @@ the synthetic contract data's ~30 features:
   reason codes, write) from Parquet and CSV at each size, each in its own process for its
   peak RSS;
 - validation and feature time per 1M rows, training time on 1M synthetic rows and on Taiwan;
+- the data stages and training on a Dask LocalCluster (2 workers) beside one process (`bench.dask_bench`);
 - `bench.speed` for the bench model and the shipped default (configs/default.yaml): whole job /
   bare predict with path reasons and with the default exact reasons for adverse rows, the
   score_valid breakdown, exact TreeSHAP vs `pred_contrib`, compiled vs numba vs `Booster.predict`.
@@ -46,7 +47,7 @@ import pyarrow as pa  # noqa: E402
 import pyarrow.csv as pacsv  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
-from bench import speed  # noqa: E402
+from bench import dask_bench, speed  # noqa: E402
 from pipeline.config import ScoringConfig, SyntheticSource, load_config, parse_config  # noqa: E402
 from pipeline.data.sources import load_source  # noqa: E402
 from pipeline.data.sources.synthetic import generate  # noqa: E402
@@ -503,6 +504,8 @@ def report(res: dict, command: str) -> str:
         ]
     else:
         out += ["", f"Taiwan: {tw.get('note', 'not run')}."]
+    if res.get("dask"):
+        out += ["", *dask_bench.report_lines(res["dask"])]
     out += [
         "",
         "<details><summary>Raw numbers (JSON)</summary>",
@@ -525,6 +528,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--formats", default="parquet,csv")
     parser.add_argument("--output", default=str(ROOT / "docs" / "benchmarks.md"))
     parser.add_argument("--no-taiwan", action="store_true")
+    parser.add_argument(
+        "--dask-rows", type=int, help="rows for Dask LocalCluster vs one-process training (default: --train-rows)"
+    )
+    parser.add_argument("--no-dask", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     logging.getLogger("pipeline").setLevel(logging.WARNING)
@@ -588,6 +595,9 @@ def main(argv: list[str] | None = None) -> int:
                 p.unlink(missing_ok=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    if not args.no_dask:
+        log.info("Dask LocalCluster vs one process")
+        res["dask"] = dask_bench.measure(args.dask_rows or train_rows)
     res["total_s"] = time.perf_counter() - started
     res["load_at_end"] = [round(x, 2) for x in os.getloadavg()]
     command = ".venv/bin/python -m bench.run" + (" " + " ".join(argv if argv is not None else sys.argv[1:])).rstrip()

@@ -13,7 +13,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from pipeline.config import Config, load_config
+from pipeline.config import Config, load_config, parse_config
 from pipeline.errors import INTERNAL_ERROR_EXIT, ConfigError, Interrupted, PipelineError
 from pipeline.stages import STAGES
 
@@ -22,7 +22,15 @@ log = logging.getLogger("pipeline")
 
 
 def _config(args) -> Config:
-    return load_config(args.config)
+    cfg = load_config(args.config)
+    address = getattr(args, "dask", None)
+    if not address:
+        return cfg
+    compute = {"engine": "dask", "address": None if address == "local" else address}
+    if address != "local":  # the cluster at the address is sized by whoever runs it
+        compute.update(n_workers=None, threads_per_worker=None)
+    data = cfg.model_dump(mode="json")
+    return parse_config({**data, "compute": {**data["compute"], **compute}}, origin=f"{args.config} with --dask")
 
 
 def _print(data: dict) -> None:
@@ -193,10 +201,20 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=fn)
         return p
 
+    def on_dask(p):
+        p.add_argument(
+            "--dask",
+            metavar="ADDRESS",
+            default=None,
+            help="ingest, validate, features and train on a Dask cluster: its scheduler address (tcp://host:8786), "
+            "or 'local' for a LocalCluster started for the run (sets compute.engine: dask)",
+        )
+        return p
+
     for st in STAGES:
         if st.name != "score":  # `score` scores any file: its own options below
-            stage(st.name, cmd_stage, st.help[0].upper() + st.help[1:] + ".").set_defaults(stage=st.name)
-    p = stage("run", cmd_run, "All stages in order (ingest .. score with the champion), or up to --to.")
+            on_dask(stage(st.name, cmd_stage, st.help[0].upper() + st.help[1:] + ".")).set_defaults(stage=st.name)
+    p = on_dask(stage("run", cmd_run, "All stages in order (ingest .. score with the champion), or up to --to."))
     p.add_argument("--to", default="score", choices=[st.name for st in STAGES], help="last stage to run")
     p.add_argument("--resume", action="store_true", help="skip stages whose outputs are up to date (as make does)")
 

@@ -440,6 +440,36 @@ class ScoringConfig(Strict):
     psi_alert: float = 0.25
 
 
+class ComputeConfig(Strict):
+    """Where ingest, validate, features and training run: this process, or a Dask cluster (docs/operations.md)."""
+
+    engine: Literal["local", "dask"] = Field(
+        "local", description="local: one process (the default); dask: partitions on a Dask cluster, lightgbm.dask"
+    )
+    address: str | None = Field(
+        None, description="scheduler address (tcp://host:8786); none with engine dask: a LocalCluster for the run"
+    )
+    n_workers: int | None = Field(None, ge=1, description="LocalCluster worker processes (none: Dask's default)")
+    threads_per_worker: int | None = Field(None, ge=1, description="LocalCluster threads per worker")
+    partition_rows: int = Field(100_000, ge=100, description="rows per partition when a file is split")
+    sample_rows: int = Field(
+        200_000,
+        ge=1000,
+        description="training rows collected to the client for the monotone evidence check and the reference "
+        "distributions (all of them when fewer)",
+    )
+
+    @model_validator(mode="after")
+    def _address_needs_dask(self) -> ComputeConfig:
+        if self.engine == "local" and (self.address or self.n_workers or self.threads_per_worker):
+            raise ValueError("address, n_workers and threads_per_worker apply only with engine: dask")
+        if self.address and (self.n_workers or self.threads_per_worker):
+            raise ValueError(
+                "n_workers and threads_per_worker size a LocalCluster; with an address the cluster is yours"
+            )
+        return self
+
+
 class Config(Strict):
     name: str = "default"
     kind: Literal["applicants", "accounts"] = Field(
@@ -460,6 +490,7 @@ class Config(Strict):
     registry: RegistryConfig = RegistryConfig()
     scoring: ScoringConfig = ScoringConfig()
     accounts: AccountSettings = AccountSettings()
+    compute: ComputeConfig = ComputeConfig()
     seed: int = 42
 
     @model_validator(mode="before")
@@ -487,6 +518,12 @@ class Config(Strict):
             self.products.check_grades(len(self.scorecard.grades))
         except ValueError as err:
             raise ValueError(f"products: {err}") from None
+        return self
+
+    @model_validator(mode="after")
+    def _dask_for_applicants(self) -> Config:
+        if self.compute.engine == "dask" and self.kind == "accounts":
+            raise ValueError("compute.engine: dask runs applicant configs only (kind: accounts runs in one process)")
         return self
 
     @model_validator(mode="before")

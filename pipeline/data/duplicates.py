@@ -15,12 +15,21 @@ RULE_DUPLICATE = "duplicate_row"
 NOT_COMPARED = ("row_number", "applicant_id")
 
 
+def compared_columns(valid: pd.DataFrame) -> list[str]:
+    return [c for c in valid.columns if c not in NOT_COMPARED]
+
+
+def row_hashes(valid: pd.DataFrame) -> np.ndarray:
+    """One 64-bit hash per row of the compared columns (callers check there is one): equal rows, equal
+    hashes, in any process."""
+    return pd.util.hash_pandas_object(valid[compared_columns(valid)], index=False).to_numpy()
+
+
 def duplicate_of(valid: pd.DataFrame) -> np.ndarray:
     """Per row, the row_number of the first identical earlier row (every column but the id), else 0."""
-    columns = [c for c in valid.columns if c not in NOT_COMPARED]
-    if not len(valid) or not columns:
+    if not len(valid) or not compared_columns(valid):
         return np.zeros(len(valid), dtype=np.int64)
-    hashes = pd.util.hash_pandas_object(valid[columns], index=False).to_numpy()
+    hashes = row_hashes(valid)
     first_pos = pd.Series(np.arange(len(valid))).groupby(hashes).transform("first").to_numpy()
     rows = valid["row_number"].to_numpy(dtype=np.int64)
     return np.where(first_pos != np.arange(len(valid)), rows[first_pos], 0)
@@ -28,7 +37,12 @@ def duplicate_of(valid: pd.DataFrame) -> np.ndarray:
 
 def handle_duplicates(result: ValidationResult, policy: str) -> tuple[ValidationResult, int]:
     """Count exact duplicates; with policy "reject", quarantine all but the first of each group."""
-    first = duplicate_of(result.valid)
+    return apply_duplicates(result, duplicate_of(result.valid), policy)
+
+
+def apply_duplicates(result: ValidationResult, first: np.ndarray, policy: str) -> tuple[ValidationResult, int]:
+    """`handle_duplicates` given each valid row's first identical row (0 if none): the Dask engine finds
+    those across partitions and applies them to each one."""
     repeated = first > 0
     count = int(repeated.sum())
     if policy != "reject" or not count:

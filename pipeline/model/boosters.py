@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -180,6 +181,11 @@ def monotone_constraints(specs: list[FeatureSpec], enabled: bool) -> list[int]:
     return [0 if (not enabled or s.categorical) else int(s.direction) for s in specs]
 
 
+# (X, y, X_valid, y_valid, specs, params, rounds, early stopping rounds, objective params) -> booster whose
+# best_iteration and best_score["valid_0"][first metric] say where early stopping on the validation rows stopped
+Fitter = Callable[..., lgb.Booster]
+
+
 def _fit_booster(X, y, Xv, yv, specs, params, rounds, early, objective_params) -> lgb.Booster:
     names = [s.name for s in specs]
     cats = [i for i, s in enumerate(specs) if s.categorical]
@@ -204,13 +210,29 @@ def _search_space(rng: np.random.Generator) -> dict:
     }
 
 
-def train_pd(X, y, Xv, yv, Xc, yc, specs: list[FeatureSpec], cfg: PDModelConfig, seed: int) -> tuple[PDModel, dict]:
+def train_pd(
+    X,
+    y,
+    Xv,
+    yv,
+    Xc,
+    yc,
+    specs: list[FeatureSpec],
+    cfg: PDModelConfig,
+    seed: int,
+    fitter: Fitter | None = None,
+    evidence: tuple[np.ndarray, np.ndarray] | None = None,
+) -> tuple[PDModel, dict]:
     """Fit the booster (early stopping on validation log loss), then calibrate on the calibration split.
 
     With `search.trials` > 0, a bounded random search picks the parameters with the best
     validation log loss within the trial and time budget; the config's parameters are trial 0.
+    `fitter` replaces the in-process fit (the Dask engine passes one for lightgbm.dask, with X and
+    y on the cluster) and `evidence` the training rows the monotone evidence check reads.
     """
-    constraints, monotone_report = choose_directions(X, y, specs, cfg, seed)
+    fitter = fitter or _fit_booster
+    X_check, y_check = evidence or (X, y)
+    constraints, monotone_report = choose_directions(X_check, y_check, specs, cfg, seed)
     objective = {
         "objective": "binary",
         "metric": ["binary_logloss", "auc"],
@@ -226,7 +248,7 @@ def train_pd(X, y, Xv, yv, Xc, yc, specs: list[FeatureSpec], cfg: PDModelConfig,
         if i > 0 and time.monotonic() - started > cfg.search.time_budget_s:
             log.info("search stopped by its time budget after %d trials", i)
             break
-        booster = _fit_booster(
+        booster = fitter(
             X, y, Xv, yv, specs, _base_params(params, seed), cfg.num_boost_round, cfg.early_stopping_rounds, objective
         )
         loss = booster.best_score["valid_0"]["binary_logloss"]
@@ -310,7 +332,9 @@ def limit_specs(specs: list[FeatureSpec]) -> list[FeatureSpec]:
     return [s for s in specs if not s.uses_limit]
 
 
-def train_limit(X, limit, Xv, limit_v, specs: list[FeatureSpec], cfg: LimitModelConfig, seed: int) -> LimitModel:
+def train_limit(
+    X, limit, Xv, limit_v, specs: list[FeatureSpec], cfg: LimitModelConfig, seed: int, fitter: Fitter | None = None
+) -> LimitModel:
     """Quantile regression of log(granted_limit) on good payers (callers pass only those rows).
 
     The tree size is chosen on the validation rows: one fit (with early stopping) per
@@ -322,7 +346,7 @@ def train_limit(X, limit, Xv, limit_v, specs: list[FeatureSpec], cfg: LimitModel
     fits: list[tuple[float, lgb.Booster]] = []
     for leaves in candidates:
         params = dict(cfg.params) if leaves is None else {**cfg.params, "num_leaves": int(leaves)}
-        booster = _fit_booster(
+        booster = (fitter or _fit_booster)(
             X,
             np.log(limit),
             Xv,

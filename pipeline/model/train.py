@@ -100,54 +100,12 @@ def fit(frame: pd.DataFrame, cfg: Config, features: FeatureTable | None = None) 
     tr, va, ca, te = (parts[p] for p in ("train", "validation", "calibration", "test"))
     pd_model, search = train_pd(X[tr], y[tr], X[va], y[va], X[ca], y[ca], specs, cfg.pd_model, cfg.seed)
     limit_model = _fit_limit(X, frame, parts, specs, names, cfg, notes)
-
-    reference = {name: reference_distribution(X[tr, i], cfg.evaluation.psi_bins) for i, name in enumerate(names)}
-    scorer = Scorer(
-        contract=cfg.contract,
-        features_cfg=cfg.features,
-        feature_names=names,
-        categories=cats,
-        pd_model=pd_model,
-        limit_model=limit_model,
-        scorecard=cfg.scorecard,
-        policy=cfg.policy,
-        products=cfg.products,
-        reason_k=cfg.scoring.reason_codes,
-        reference=reference,
-        meta={
-            "model_name": cfg.registry.model_name,
-            "required_columns": used_inputs(specs, set(frame.columns)),
-            "input_columns": [c for c in frame.columns if c not in ("row_number", TARGET, LIMIT)],
-            "limit_model": limit_model is not None,
-        },
+    scorer, test_scores, metrics = assemble(
+        cfg, specs, (pd_model, limit_model), (frame.iloc[tr], X[tr]), (frame.iloc[te], X[te]), list(frame.columns)
     )
-    train_scores = scorer.score_valid(frame.iloc[tr], X[tr])
-    scorer.reference["__score__"] = reference_distribution(train_scores["score"].to_numpy(), cfg.evaluation.psi_bins)
-    test_scores = scorer.score_valid(frame.iloc[te], X[te])
-    metrics = {
-        f"test_{k}": v
-        for k, v in discrimination(y[te], test_scores["pd"].to_numpy(), cfg.evaluation.calibration_bins).items()
-    }
-    metrics["test_raw_roc_auc"] = discrimination(y[te], pd_model.raw(X[te]))["roc_auc"]
-    metrics.update(calibration_metrics(test_scores["pd"].to_numpy(), pd_model))
     relaxed = pd_model.report.get("monotone", {}).get("relaxed", [])
     if relaxed:
         notes.append(f"monotone constraint relaxed on evidence (cost above tolerance): {', '.join(relaxed)}")
-    metrics.update(
-        policy_simulation(
-            y[te],
-            test_scores["pd"].to_numpy(),
-            test_scores["decision"].to_numpy(),
-            test_scores["credit_limit"].to_numpy(),
-            cfg.evaluation.lgd,
-            cfg.evaluation.ccf,
-        )
-    )
-    if limit_model is not None:
-        good = (y[te] == 0) & (frame[LIMIT].to_numpy(dtype=float)[te] > 0)
-        cols = [names.index(n) for n in limit_model.names]
-        pred = limit_model.predict(X[np.ix_(te[good], cols)])
-        metrics.update(limit_errors(frame[LIMIT].to_numpy(dtype=float)[te][good], pred, limit_model.alpha))
     metrics.update(
         {
             "n_train": len(tr),
@@ -161,6 +119,61 @@ def fit(frame: pd.DataFrame, cfg: Config, features: FeatureTable | None = None) 
     if cfg.split.cv_folds:
         metrics.update(cross_validate(X, y, specs, cfg))
     return TrainResult(scorer, parts, how, metrics, test_scores, notes, search)
+
+
+def assemble(
+    cfg: Config,
+    specs: list[FeatureSpec],
+    models: tuple[PDModel, LimitModel | None],
+    train: tuple[pd.DataFrame, np.ndarray],
+    test: tuple[pd.DataFrame, np.ndarray],
+    columns: list[str],
+) -> tuple[Scorer, pd.DataFrame, dict[str, float]]:
+    """The scorer around trained models, and its test metrics; shared by `fit` and the Dask engine.
+
+    `train` and `test` are (contract rows, feature matrix); the training rows give the reference
+    distributions for drift (the Dask engine passes a sample of them), `columns` the contract
+    columns the data had.
+    """
+    (pd_model, limit_model), names = models, [s.name for s in specs]
+    (train_rows, X_train), (test_rows, X_test) = train, test
+    reference = {name: reference_distribution(X_train[:, i], cfg.evaluation.psi_bins) for i, name in enumerate(names)}
+    scorer = Scorer(
+        contract=cfg.contract,
+        features_cfg=cfg.features,
+        feature_names=names,
+        categories=categories(cfg.contract),
+        pd_model=pd_model,
+        limit_model=limit_model,
+        scorecard=cfg.scorecard,
+        policy=cfg.policy,
+        products=cfg.products,
+        reason_k=cfg.scoring.reason_codes,
+        reference=reference,
+        meta={
+            "model_name": cfg.registry.model_name,
+            "required_columns": used_inputs(specs, set(columns)),
+            "input_columns": [c for c in columns if c not in ("row_number", TARGET, LIMIT)],
+            "limit_model": limit_model is not None,
+        },
+    )
+    train_scores = scorer.score_valid(train_rows, X_train)
+    scorer.reference["__score__"] = reference_distribution(train_scores["score"].to_numpy(), cfg.evaluation.psi_bins)
+    test_scores = scorer.score_valid(test_rows, X_test)
+    y = test_rows[TARGET].to_numpy(dtype=int)
+    pd_ = test_scores["pd"].to_numpy()
+    metrics = {f"test_{k}": v for k, v in discrimination(y, pd_, cfg.evaluation.calibration_bins).items()}
+    metrics["test_raw_roc_auc"] = discrimination(y, pd_model.raw(X_test))["roc_auc"]
+    metrics.update(calibration_metrics(pd_, pd_model))
+    decisions, limits = test_scores["decision"].to_numpy(), test_scores["credit_limit"].to_numpy()
+    metrics.update(policy_simulation(y, pd_, decisions, limits, cfg.evaluation.lgd, cfg.evaluation.ccf))
+    if limit_model is not None:
+        granted = test_rows[LIMIT].to_numpy(dtype=float)
+        good = (y == 0) & (granted > 0)
+        cols = np.array([names.index(n) for n in limit_model.names], dtype=np.int64)
+        pred = limit_model.predict(X_test[np.ix_(np.flatnonzero(good), cols)])
+        metrics.update(limit_errors(granted[good], pred, limit_model.alpha))
+    return scorer, test_scores, metrics
 
 
 def calibration_metrics(pd_: np.ndarray, model: PDModel) -> dict[str, float]:

@@ -68,6 +68,10 @@ def ingest(cfg: Config, config_path: str | None = None) -> dict:
     from pipeline.data.sources import SourceData, check_targets
     from pipeline.errors import DataContractError
 
+    if cfg.compute.engine == "dask":  # partition by partition on a Dask cluster: pipeline/compute/data.py
+        from pipeline.compute import data as on_cluster
+
+        return on_cluster.ingest(cfg, config_path)
     p = paths(cfg)
     started = time.perf_counter()
     src, header, extra = cfg.source, None, {}
@@ -113,6 +117,10 @@ def validate(cfg: Config, config_path: str | None = None) -> dict:
         from pipeline.stages import accounts
 
         return accounts.validate(cfg, config_path)
+    if cfg.compute.engine == "dask":
+        from pipeline.compute import data as on_cluster
+
+        return on_cluster.validate(cfg, config_path)
     p = paths(cfg)
     origin = read_json(p.ingest_report)["origin"]
     frame = read_parquet(p.ingested)
@@ -151,6 +159,10 @@ def features(cfg: Config, config_path: str | None = None) -> dict:
         from pipeline.stages import accounts
 
         return accounts.features(cfg, config_path)
+    if cfg.compute.engine == "dask":
+        from pipeline.compute import data as on_cluster
+
+        return on_cluster.features(cfg, config_path)
     p = paths(cfg)
     valid = read_parquet(p.valid)
     started = time.perf_counter()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from functools import partial
 
 import joblib
 import mlflow
@@ -32,14 +33,19 @@ def train(cfg: Config, config_path: str | None = None) -> dict:
 
         return accounts.train(cfg, config_path)
     p = paths(cfg)
-    valid = read_parquet(p.valid)
     ingest_report = read_json(p.ingest_report)
     report = read_json(p.features_report)
-    features = FeatureTable(read_parquet(p.features), report["features"], report["skipped"])
+    if cfg.compute.engine == "dask":  # the training rows stay on the cluster: pipeline/compute/train.py
+        from pipeline.compute.train import fit_on_cluster
+
+        fitted = partial(fit_on_cluster, cfg, p.features, p.valid, report)
+    else:
+        features = FeatureTable(read_parquet(p.features), report["features"], report["skipped"])
+        fitted = partial(fit, read_parquet(p.valid), cfg, features)
     configure(cfg.output_dir, cfg.registry.experiment)
     started = time.perf_counter()
     with mlflow.start_run(run_name=f"{cfg.name}-train") as run:
-        result = fit(valid, cfg, features)
+        result = fitted()
         result.notes.extend(f"assumed: {note}" for note in report.get("assumptions", []))
         result.scorer.meta.update(
             {
@@ -59,6 +65,7 @@ def train(cfg: Config, config_path: str | None = None) -> dict:
                 "data_origin": ingest_report["origin"],
                 "git_commit": result.scorer.meta["git_commit"],
                 "config_name": cfg.name,
+                "compute_engine": cfg.compute.engine,
             }
         )
         if config_path:

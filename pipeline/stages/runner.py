@@ -33,13 +33,16 @@ def run_until(last: str, cfg: Config, config_path: str | None = None, resume: bo
     With `resume` (what make uses), a stage whose last run used the same config and inputs
     and whose outputs are intact is skipped, as make skips an up-to-date target.
     """
+    from pipeline.compute.cluster import run_scope  # nothing is started for the local engine
+
     results: dict[str, dict] = {}
     paths = Paths(cfg.run_dir)
-    for stage in upstream(last):
-        if resume and up_to_date(paths, stage.name, config_digest(cfg)):
-            log.info("stage %s: up to date", stage.name)
-            results[stage.name] = {"stage": stage.name, "up_to_date": True}
-            continue
-        log.info("stage %s", stage.name)
-        results[stage.name] = run_stage(stage.name, cfg, config_path)
+    with run_scope(cfg.compute):  # with engine dask, one cluster serves every stage of the run
+        for stage in upstream(last):
+            if resume and up_to_date(paths, stage.name, config_digest(cfg)):
+                log.info("stage %s: up to date", stage.name)
+                results[stage.name] = {"stage": stage.name, "up_to_date": True}
+                continue
+            log.info("stage %s", stage.name)
+            results[stage.name] = run_stage(stage.name, cfg, config_path)
     return results
