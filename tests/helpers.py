@@ -13,6 +13,15 @@ from pipeline.config import Config, parse_config
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
+# Set by conftest.py: True when the run deselects the slow tests (`make test-fast`).
+FAST_RUN = False
+
+
+def examples(n: int) -> int:
+    """Hypothesis examples for a property: `n` in the full run (`make test`), a quarter of it (at least 10)
+    in `make test-fast`. The properties and their explicit @example cases are the same in both runs."""
+    return max(10, n // 4) if FAST_RUN else n
+
 
 def small_config(tmp: Path, rows: int = 3000, name: str = "small", **overrides) -> Config:
     """A fast synthetic config writing into `tmp`, with its own registry name."""

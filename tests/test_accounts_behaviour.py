@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import roc_auc_score
 
+from helpers import examples
 from pipeline.accounts.behaviour import BY_NAME, DICTIONARY, available_specs, compute_behaviour
 from pipeline.accounts.settings import HistorySettings, SyntheticPortfolioSettings
 from pipeline.accounts.synthetic import synthetic_portfolio
@@ -47,7 +48,7 @@ def test_trends_point_forward_in_time():
 finite = st.one_of(st.just(np.nan), st.floats(-1e7, 1e7), st.sampled_from([0.0, 1e-300, -1e-300]))
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(st.lists(st.tuples(finite, finite, finite, finite, st.integers(-2, 9)), min_size=3, max_size=3), finite, finite)
 def test_no_feature_is_ever_infinite(months, limit, income):
     stmt, pay, status = ([m[i] for m in months] for i in (1, 2, 4))

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from helpers import examples
 from pipeline.accounts.review import REASONS, exposure_at_default, review_accounts
 from pipeline.accounts.settings import AccountSettings
 
@@ -86,7 +87,7 @@ def months_since(frame: pd.DataFrame) -> np.ndarray:
     return out.to_numpy(dtype=float, na_value=np.nan)
 
 
-FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FAST = settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @FAST

@@ -84,7 +84,8 @@ def test_cross_validation_and_bounded_search(tmp_path):
         tmp_path,
         rows=1500,
         split={"cv_folds": 3},
-        pd_model={"search": {"trials": 2, "time_budget_s": 60}, "calibration": "sigmoid"},
+        # monotone "prior": the search and the folds are under test, not the evidence check (test_monotone.py)
+        pd_model={"search": {"trials": 2, "time_budget_s": 60}, "calibration": "sigmoid", "monotone": "prior"},
     )
     from pipeline.data.sources import load_source
 
@@ -105,7 +106,7 @@ def test_matrix_uses_fixed_category_codes(trained):
 
 
 def test_data_without_granted_limit_skips_the_limit_model(tmp_path):
-    cfg = small_config(tmp_path, rows=1500)
+    cfg = small_config(tmp_path, rows=1500, pd_model={"monotone": "prior"})  # the limit model is under test
     from pipeline.data.sources import load_source
 
     frame = load_source(cfg).frame.drop(columns=["granted_limit"])

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from helpers import examples
 from pipeline.data.sources.parsers import KINDS, apply_na_values, parse_numbers
 from pipeline.errors import ConfigError
 
@@ -187,7 +188,7 @@ def all_close(got: list, expected: list[float]) -> bool:
 # each round trip parses a whole column at once, so rows of different forms are checked side by side
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(st.lists(MONEY, min_size=1, max_size=30))
 def test_round_trip_grouped_and_currency(amounts):
     xs = [float(v) for v in amounts]
@@ -203,7 +204,7 @@ def test_round_trip_grouped_and_currency(amounts):
     assert all_close(parsed(dollars + grouped, "auto"), xs + xs)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(st.lists(st.floats(-1e6, 1e6, allow_nan=False).map(lambda v: round(v, 4)), min_size=1, max_size=30))
 def test_round_trip_percent_is_a_fraction(values):
     texts = [f"{v}%" for v in values]
@@ -216,7 +217,7 @@ MONTHS = st.tuples(
 )
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(st.lists(MONTHS, min_size=1, max_size=30))
 def test_round_trip_months(rows):
     texts = [f"{n}{space}{unit}" for n, unit, space in rows]
@@ -226,14 +227,14 @@ def test_round_trip_months(rows):
     assert parsed([f"{int(n)} years" for n in ns], "months") == [12.0 * n for n in ns]
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(st.lists(st.integers(-(10**12), 10**12), min_size=1, max_size=30), st.sampled_from(KINDS))
 def test_round_trip_plain_integers_in_every_kind(ns, kind):
     expected = [n / 100 if kind == "percent" else float(n) for n in ns]
     assert all_close(parsed([str(n) for n in ns], kind), expected)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(
     st.lists(st.text(alphabet=st.characters(blacklist_categories=("Nd", "Cs")), max_size=12), max_size=20),
     st.sampled_from(KINDS),

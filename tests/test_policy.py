@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from helpers import examples
 from pipeline.config import PolicyConfig, ScorecardConfig
 from pipeline.decision.policy import PolicyInputs, affordability_cap, decide
 from pipeline.decision.scorecard import grade_names, pd_to_score, score_to_grade_index
@@ -80,7 +81,7 @@ finite = dict(allow_nan=False, allow_infinity=False)
 N = 40
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(
     pd_=arrays(float, N, elements=st.floats(0, 1, **finite)),
     income=arrays(float, N, elements=st.one_of(st.just(np.nan), st.floats(0, 50_000, **finite))),
@@ -113,7 +114,7 @@ def test_policy_invariants(pd_, income, debt, estimate, recent, unknown, step):
     assert not np.any(approved & (pd_ > policy.pd_cutoff))
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(
     pd_low=st.floats(0, 1, **finite),
     bump=st.floats(0, 1, **finite),

@@ -78,6 +78,9 @@ def trained(tmp_path_factory):
             "source": {"kind": "synthetic", "rows": 2500, "seed": 3},
             "contract": {"history_months": 6, "protected": ["gender"]},
             "registry": {"model_name": "report-credit"},
+            # the report's content, not the model's quality, is under test: boosting as short as helpers.small_config
+            "pd_model": {"num_boost_round": 120, "early_stopping_rounds": 20},
+            "limit_model": {"num_boost_round": 80, "early_stopping_rounds": 20},
             "evaluation": {"cutoff_table": CUTOFFS},
             "scoring": {"psi_warn": PSI_WARN, "psi_alert": PSI_ALERT},
         }

@@ -13,6 +13,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from helpers import examples
 from pipeline import cli
 from pipeline.config import ContractConfig, load_config, parse_config
 from pipeline.data.sources import load_source
@@ -353,7 +354,7 @@ row = st.tuples(
 )
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(80), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(row, min_size=1, max_size=40), st.integers(0, 10_000))
 def test_property_validation_never_loses_or_duplicates_a_row(rows, offset):
     df = pd.DataFrame(rows, columns=["applicant_id", "age", "monthly_income", "housing"])
