@@ -3,6 +3,10 @@
 Each test is named in the matrix. Faults are made for real: a 64 KiB tmpfs fills up, a tmpfs
 is remounted read-only, a process gets SIGTERM, two processes register at once, an artifact
 file is replaced by a pickle that runs code.
+
+Tests that start `python -m pipeline` processes (signals, racing registrations, exit codes as a
+scheduler sees them) are marked slow: each process costs several CPU-seconds of imports. `make test`
+runs them; `make test-fast` runs only the in-process cases.
 """
 
 from __future__ import annotations
@@ -212,6 +216,7 @@ def test_output_that_would_overwrite_the_input_is_refused(trained, rows, tmp_pat
     assert err.value.exit_code == 2 and inp.read_bytes() == before
 
 
+@pytest.mark.slow
 def test_cli_output_equal_to_input_exits_2(model_folder, rows, tmp_path):
     inp = write_lines(tmp_path / "in.csv", csv_lines(rows.head(20)))
     proc = score_cli(tmp_path, model_folder, inp, inp)
@@ -277,6 +282,7 @@ def big_input(trained, tmp_path_factory) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_sigterm_during_scoring_exits_143_and_cleans_up(model_folder, big_input, trained, rows, tmp_path):
     out = tmp_path / "out.parquet"
     score(trained, write_lines(tmp_path / "good.csv", csv_lines(rows)), out)
@@ -291,6 +297,7 @@ def test_sigterm_during_scoring_exits_143_and_cleans_up(model_folder, big_input,
     assert {p.name: p.read_bytes() for p in tmp_path.glob("out*")} == before
 
 
+@pytest.mark.slow
 def test_sigkill_leftovers_are_removed_by_the_next_run(model_folder, big_input, rows, tmp_path):
     out = tmp_path / "out.parquet"
     proc = score_cli(tmp_path, model_folder, big_input, out, "--chunk-rows", "2000", wait=False)
@@ -303,6 +310,7 @@ def test_sigkill_leftovers_are_removed_by_the_next_run(model_folder, big_input, 
     assert not list(tmp_path.glob(".*tmp-*")) and out.exists()
 
 
+@pytest.mark.slow
 def test_sigterm_during_train_ends_the_mlflow_run_killed(tmp_path):
     config = {
         "name": "sig",
@@ -372,6 +380,7 @@ def tiny_disk(tmp_path):
     subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
+@pytest.mark.slow
 def test_full_disk_exits_74_naming_the_path(model_folder, rows, tmp_path, tiny_disk):
     inp = write_lines(tmp_path / "in.csv", csv_lines(rows))
     out = tiny_disk / "scores.parquet"
@@ -390,6 +399,7 @@ def test_read_only_output_exits_74(trained, rows, tmp_path, tiny_disk):
     assert err.value.exit_code == 74 and str(tiny_disk) in str(err.value)
 
 
+@pytest.mark.slow
 def test_output_under_a_file_exits_74(model_folder, rows, tmp_path):
     (tmp_path / "afile").write_text("x")
     inp = write_lines(tmp_path / "in.csv", csv_lines(rows.head(20)))
@@ -458,6 +468,7 @@ def register_twice(scorer_files, out: Path, lock: str) -> list[subprocess.Popen]
     return procs
 
 
+@pytest.mark.slow
 def test_concurrent_registrations_cannot_mislabel_a_version(scorer_files, tmp_path):
     from pipeline.batch.job import load_scorer
     from pipeline.mlops.tracking import configure
@@ -479,6 +490,7 @@ def test_concurrent_registrations_cannot_mislabel_a_version(scorer_files, tmp_pa
         )
 
 
+@pytest.mark.slow
 def test_without_a_lock_the_raced_registration_is_removed_not_mislabelled(scorer_files, tmp_path):
     """A tracking server has no lock: both take v1; the one the registry numbered v2 deletes it and fails."""
     from pipeline.mlops.tracking import configure
@@ -531,6 +543,7 @@ def test_a_replaced_artifact_file_is_refused_before_unpickling(registered, tmp_p
     assert err.value.exit_code == 8 and not marker.exists()
 
 
+@pytest.mark.slow
 def test_cli_refuses_a_tampered_artifact_with_exit_8(registered, rows, tmp_path):
     out, pickled = registered
     pickled.write_bytes(pickled.read_bytes() + b"\0")
@@ -559,6 +572,7 @@ def test_id_column_without_columns_keeps_every_contract_column(trained, tmp_path
 # ------------------------------------------------------------------ 10. messages that name the cause
 
 
+@pytest.mark.slow
 def test_bz2_input_is_named(model_folder, rows, tmp_path):
     import bz2
 
@@ -568,6 +582,7 @@ def test_bz2_input_is_named(model_folder, rows, tmp_path):
     assert proc.returncode == 3 and "compressed as bz2; decompress it or use gzip" in proc.stderr
 
 
+@pytest.mark.slow
 def test_utf16_input_is_named(model_folder, rows, tmp_path):
     inp = tmp_path / "in.csv"
     inp.write_bytes("\n".join(csv_lines(rows.head(20))).encode("utf-16"))
@@ -575,6 +590,7 @@ def test_utf16_input_is_named(model_folder, rows, tmp_path):
     assert proc.returncode == 3 and "UTF-16 encoded" in proc.stderr and "Expected" not in proc.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("value", ["-1", "0"])
 def test_non_positive_chunk_rows_exits_2(model_folder, rows, tmp_path, value):
     inp = write_lines(tmp_path / "in.csv", csv_lines(rows.head(20)))
@@ -582,6 +598,7 @@ def test_non_positive_chunk_rows_exits_2(model_folder, rows, tmp_path, value):
     assert proc.returncode == 2 and "--chunk-rows must be a positive integer" in proc.stderr
 
 
+@pytest.mark.slow
 def test_misspelt_sqlite_store_is_refused_not_created(rows, tmp_path):
     store = tmp_path / "mlflw.db"
     inp = write_lines(tmp_path / "in.csv", csv_lines(rows.head(20)))
@@ -608,11 +625,10 @@ def test_a_signal_wrapped_by_a_library_still_counts_as_the_signal():
     from pipeline.cli import _interrupted_cause
     from pipeline.errors import Interrupted
 
-    try:
+    with pytest.raises(SystemError) as outer:
         try:
             raise Interrupted(15)
         except Interrupted as inner:
             raise SystemError("returned a result with an exception set") from inner
-    except SystemError as outer:
-        assert _interrupted_cause(outer).exit_code == 143
+    assert _interrupted_cause(outer.value).exit_code == 143
     assert _interrupted_cause(ValueError("a plain bug")) is None

@@ -4,6 +4,9 @@
 The kernel is `python3` started with this interpreter (jupyter_client swaps the spec's `python`
 for `sys.executable`), so it sees the venv's packages; the notebooks print their interpreter and
 the test checks it.
+
+Executing a notebook starts a Jupyter kernel and reads a whole pipeline run: those tests are end to end
+and marked slow (`make test` runs them); the check of the committed notebooks is not.
 """
 
 from __future__ import annotations
@@ -83,6 +86,7 @@ def test_committed_notebooks_have_no_outputs_and_match_the_generator():
     for name, cells in gen.NOTEBOOKS.items():
         committed = nbformat.read(NOTEBOOKS / name, as_version=4)
         assert any("parameters" in c.metadata.get("tags", []) for c in committed.cells), name
+        assert any(c.cell_type == "code" for c in committed.cells), name
         for cell in committed.cells:
             if cell.cell_type == "code":
                 assert cell.outputs == [] and cell.execution_count is None, f"{name} has outputs: strip them"
@@ -90,6 +94,7 @@ def test_committed_notebooks_have_no_outputs_and_match_the_generator():
         assert json.loads(nbformat.writes(committed)) == fresh, f"{name} is stale: run notebooks/make_notebooks.py"
 
 
+@pytest.mark.slow
 def test_explore_notebook_runs_on_the_config(trained_run, tmp_path):
     nb = execute("01_explore_applicants.ipynb", {"config_path": str(trained_run["config"]), "max_rows": 1500}, tmp_path)
     text = _text(nb)
@@ -100,6 +105,7 @@ def test_explore_notebook_runs_on_the_config(trained_run, tmp_path):
     assert _images(nb) >= 2  # default rate by month, affordability histograms
 
 
+@pytest.mark.slow
 def test_report_notebook_loads_the_run_from_mlflow(trained_run, tmp_path):
     run = trained_run["run"]
     nb = execute(
@@ -117,6 +123,7 @@ def test_report_notebook_loads_the_run_from_mlflow(trained_run, tmp_path):
     assert _images(nb) == n_plots
 
 
+@pytest.mark.slow
 def test_report_notebook_finds_the_latest_run_from_the_config(trained_run, tmp_path):
     nb = execute("02_model_report.ipynb", {"config_path": str(trained_run["config"])}, tmp_path)
     assert f"run {trained_run['run']['run_id']}" in _text(nb)
@@ -149,6 +156,7 @@ def reviewed(tmp_path_factory):
     return {"config": path, "summary": review_file("local", root / "book.parquet", output, cfg, scorer=scorer)}
 
 
+@pytest.mark.slow
 def test_portfolio_review_notebook_shows_the_watch_list_actions_and_offers(reviewed, tmp_path):
     nb = execute("03_portfolio_review.ipynb", {"config_path": str(reviewed["config"]), "rows": 5}, tmp_path)
     text = _text(nb)

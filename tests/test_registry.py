@@ -41,6 +41,7 @@ def test_gate_against_a_champion(challenger, champion_auc, promote, needle):
     assert verdict.text().startswith("PROMOTE" if promote else "KEEP CHAMPION")
 
 
+@pytest.mark.slow  # four CLI processes: ingest, validate, features, then train against a closed port
 def test_unreachable_tracking_server_fails_fast_naming_the_uri(tmp_path):
     config = {"name": "unreach", "output_dir": str(tmp_path / "out"), "source": {"kind": "synthetic", "rows": 500}}
     path = tmp_path / "c.yaml"

@@ -169,6 +169,7 @@ def score_cli(tmp_path, model, inp, out, *extra, wait=True):
     return subprocess.run([*args, *extra], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow  # a CLI process; test-fast keeps one CLI run: the statements test below
 def test_local_model_folder_scores_from_the_cli(model_folder, contract_rows, tmp_path):
     inp = write_csv(contract_rows.head(200), tmp_path / "in.csv")
     proc = score_cli(tmp_path, model_folder, inp, tmp_path / "out.parquet")
@@ -192,6 +193,7 @@ def test_score_writes_a_statement_per_scored_applicant(model_folder, contract_ro
     assert first["request"].startswith(f"You asked for {float(asked):,.0f}")
 
 
+@pytest.mark.slow  # two CLI processes
 def test_exit_codes_for_unusable_input_and_missing_model(model_folder, tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("a;b;c\n1;2;3\n")
@@ -201,6 +203,7 @@ def test_exit_codes_for_unusable_input_and_missing_model(model_folder, tmp_path)
     assert proc.returncode == 5 and "not found" in proc.stderr
 
 
+@pytest.mark.slow  # a CLI process scoring 16,000 rows, killed
 def test_a_job_killed_during_the_write_leaves_no_output(model_folder, contract_rows, tmp_path):
     big = pd.concat([contract_rows] * 40, ignore_index=True)
     big["applicant_id"] = [f"K{i}" for i in range(len(big))]
