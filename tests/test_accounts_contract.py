@@ -7,9 +7,10 @@ import io
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from helpers import examples
 from pipeline.accounts.contract import (
     REJECT_COLUMNS,
     RULE_KEY,
@@ -53,8 +54,10 @@ CORRUPTIONS = {
 }
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(25), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.tuples(st.integers(0, 119), st.sampled_from(sorted(CORRUPTIONS))), max_size=12))
+# planted rows, one with an unreadable snapshot date: the per-row checks below always run
+@example([(3, "bad_date"), (3, "change_after_snapshot"), (40, "missing_id"), (40, "default_not_binary")])
 def test_bad_rows_are_quarantined_with_their_reason_and_no_row_is_lost(clean, plants):
     frame = clean.copy()
     expected: dict[int, set[tuple[str, str]]] = {}

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from helpers import examples
 from pipeline.accounts.plans import (
     HARDSHIP,
     NO_BALANCE,
@@ -37,8 +38,13 @@ cases = st.lists(
 )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(cases, plan_settings)
+# no balance, a plan (12 x 100 fits 500 of room), hardship (room 0), unknown income: every branch runs
+@example(
+    [(0.0, 3000.0, 0.0), (1200.0, 3000.0, 0.0), (1200.0, 600.0, 0.0), (1200.0, np.nan, 0.0)],
+    PlanSettings(terms_months=[12, 24], apr=0.0, affordable_share=0.25, living_cost=1000.0),
+)
 def test_a_plan_fits_and_is_the_shortest_or_else_hardship_review(rows, s):
     amount, income, debts = (np.array(c, dtype=float) for c in zip(*rows, strict=True))
     out = offer_plans(amount, income, debts, s)
@@ -69,7 +75,7 @@ def test_affordable_payment_uses_residual_income_and_never_goes_negative():
     assert np.allclose(got[[0, 1, 3]], [1000.0, 0.0, 1200.0]) and np.isnan(got[2])
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(st.floats(1, 100_000), st.floats(0, 5_000), plan_settings)
 def test_required_income_is_exactly_where_the_longest_plan_starts_to_fit(amount, debts, s):
     need = required_income(np.array([amount]), np.array([debts]), s)[0]

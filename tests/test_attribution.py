@@ -62,6 +62,7 @@ def test_scored_reasons_come_from_the_one_pass_attribution(trained):
     assert (scored["reason_method"] == "path").all()
     texts = [s.reason for s in scorer.specs]
     expected = top_reasons(contributions(scorer.pd_model, X), texts, scorer.reason_k)
+    assert scorer.reason_k > 0
     for i in range(scorer.reason_k):
         got = [None if not isinstance(v, str) else v for v in scored[f"reason_{i + 1}"]]
         assert got == list(expected[:, i])

@@ -9,9 +9,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from helpers import examples
 from pipeline.data.sources import expr as expr_module
 from pipeline.data.sources.expr import FUNCTIONS, Expression, parse
 from pipeline.errors import ConfigError, DataContractError
@@ -292,7 +293,7 @@ EXPRESSIONS = st.recursive(_leaf(), _extend, max_leaves=8)
 CELL = st.one_of(st.floats(-1e3, 1e3, allow_nan=False), st.sampled_from([0.0, -1.0, 2.0, np.nan]))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(EXPRESSIONS, st.integers(1, 6).flatmap(lambda n: st.lists(st.tuples(CELL, CELL, CELL), min_size=n, max_size=n)))
 def test_evaluator_equals_numpy(expression, rows):
     text, reference = expression
@@ -334,7 +335,7 @@ FORBIDDEN = [
 ]
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(st.sampled_from(FORBIDDEN), IDENT, IDENT, DUNDER)
 def test_forbidden_constructs_never_parse(template, x, y, d):
     if y in FUNCTIONS and template in ("{y}({x})", "{y}()", "min({x}, {y}({x}))"):
@@ -364,12 +365,15 @@ FUZZ_ALPHABET = st.sampled_from(
 )
 
 
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=examples(1500), deadline=None)
 @given(st.lists(FUZZ_ALPHABET, max_size=25).map("".join))
+@example("min(a, 1) + x")  # accepted: a call, a constant and names always reach the checks below
+@example("__import__('a')")  # rejected
 def test_any_text_is_rejected_or_only_whitelisted(text):
     try:
         e = parse(text, "t")
-    except ConfigError:
+    except ConfigError as err:
+        assert repr(text) in str(err)  # a rejection names the expression it refuses
         return
     for node in ast.walk(e.tree):
         assert isinstance(node, ALLOWED_NODES), ast.dump(node)

@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from helpers import examples
 from pipeline.config import ContractConfig, ExtraColumn, FeatureConfig, load_config
 from pipeline.docs import rendered
 from pipeline.features import (
@@ -252,6 +253,9 @@ def test_slope_matches_polyfit_on_complete_and_gappy_rows():
     rng = np.random.default_rng(0)
     m = rng.normal(0, 100, (60, 6))
     m[rng.random(m.shape) < 0.25] = NAN
+    m[0], m[1, 1:] = NAN, NAN  # rows with no and with one known month: no slope
+    known = (~np.isnan(m)).sum(axis=1)
+    assert (known < 2).any() and (known == 6).any() and ((known >= 2) & (known < 6)).any()  # every case below
     got = slope(m)
     t = -np.arange(1, 7, dtype=float)
     for row, value in zip(m, got, strict=True):
@@ -414,7 +418,7 @@ def frames(draw):
     return pd.DataFrame(data, index=list(index))
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(100), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(frame=frames(), apr=st.sampled_from([0.0, 0.18, 1.5]), credit=st.sampled_from(["instalment", "revolving"]))
 def test_invariants(frame, apr, credit):
     cfg = FeatureConfig(apr=apr, credit_type=credit)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from helpers import examples
 from pipeline.decision import pricing
 from pipeline.decision.offers import OFFER_COLUMNS, OfferInputs, offer_inputs_from_frame, search_offers
 from pipeline.decision.products import Product, ProductsConfig
@@ -237,8 +238,10 @@ applicants = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=120, deadline=None)
+@settings(max_examples=examples(120), deadline=None)
 @given(rows=st.lists(applicants, min_size=1, max_size=12))
+# approved instalment, decline, approved revolving line: every branch below runs
+@example(rows=[applicant(), applicant(pd=0.3), applicant(product="revolving_line", requested_amount=3_000.0)])
 def test_property_offers_obey_every_rule(rows: list[dict]) -> None:
     out = run(rows)
     for row, (_, o) in zip(rows, out.iterrows(), strict=True):
@@ -264,8 +267,9 @@ def test_property_offers_obey_every_rule(rows: list[dict]) -> None:
             assert sched["payment"].max() == o["monthly_payment"]
 
 
-@settings(max_examples=120, deadline=None)
+@settings(max_examples=examples(120), deadline=None)
 @given(row=applicants)
+@example(row=applicant())  # approvable as asked: the amount and payment checks always run
 def test_property_approvable_as_asked_is_approved(row: dict) -> None:
     """Checked independently of the search: a request passing every rule as asked is never countered or declined."""
     product = CFG.products[row["product"]]
@@ -288,13 +292,14 @@ def test_property_approvable_as_asked_is_approved(row: dict) -> None:
         assert out["offer_amount"] == amount and out["monthly_payment"] == pytest.approx(payment)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(
     row=applicants,
     pds=st.tuples(st.floats(0.0, 0.4), st.floats(0.0, 0.4)).map(sorted),
     grades=st.tuples(st.integers(0, 4), st.integers(0, 4)).map(sorted),
     cut=st.floats(0.0, 1.0),
 )
+@example(row=applicant(), pds=[0.02, 0.05], grades=[0, 1], cut=0.0)  # both approved: the rate checks always run
 def test_property_higher_pd_never_gets_more_or_cheaper(row: dict, pds: list, grades: list, cut: float) -> None:
     """All else equal, a higher PD (and so a grade no better, a risk limit no larger) gets no larger offer and no
     lower rate or APR. Holds for the default products because each grade step (>= 3 pp) exceeds how much the 1%

@@ -88,9 +88,9 @@ def test_offer_mix_table_by_grade(evaluated, trained, scored_test):
     _, scored = scored_test
     worst = grades[-1]
     in_worst = scored["grade"] == worst
-    if in_worst.any():
-        expected = (scored.loc[in_worst, "offer_type"] == "decline").mean()
-        assert mix.loc[mix["grade"] == worst, "decline_share"].iloc[0] == pytest.approx(expected)
+    assert in_worst.any(), "the fixture's test rows reach the worst grade"
+    expected = (scored.loc[in_worst, "offer_type"] == "decline").mean()
+    assert mix.loc[mix["grade"] == worst, "decline_share"].iloc[0] == pytest.approx(expected)
 
 
 def test_counter_offer_table_and_pti_distribution(evaluated, trained, scored_test):

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from helpers import examples
 from pipeline.decision import pricing
 
 PP = 1e-4  # 0.01 percentage points, as a fraction
@@ -138,8 +139,9 @@ rates = st.floats(min_value=0.0, max_value=0.6, allow_nan=False)
 terms = st.integers(min_value=1, max_value=120)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(principal=money, rate=rates, term=terms)
+@example(principal=1063.20, rate=0.0625, term=2)  # a loan of 1,000 or more: the last check always runs
 def test_property_schedule_repays_principal_exactly(principal: float, rate: float, term: int) -> None:
     sched = pricing.schedule(principal, rate, term)
     cents = np.round(sched[["payment", "interest", "principal"]].to_numpy() * 100).astype(np.int64)
@@ -152,8 +154,9 @@ def test_property_schedule_repays_principal_exactly(principal: float, rate: floa
         assert (cents[:, 0] > 0).all()
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(principal=money, rate=st.floats(min_value=0.001, max_value=0.6), term=st.integers(min_value=2, max_value=120))
+@example(principal=1063.20, rate=0.0625, term=2)  # the case from the docstring: the bound below always runs
 def test_property_apr_of_a_fee_free_schedule_is_its_rate(principal: float, rate: float, term: int) -> None:
     """Without fees the Reg Z APR is the nominal rate: never above it, since interest is rounded down to the cent.
     Below it by less than a cent a month on the balance: at most 12 x 0.01 / (mean balance) a year, and the mean
@@ -166,7 +169,7 @@ def test_property_apr_of_a_fee_free_schedule_is_its_rate(principal: float, rate:
         assert rate - apr < 5 * PP
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(
     principal=money,
     rate=rates,
