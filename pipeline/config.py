@@ -300,6 +300,10 @@ class PDModelConfig(Strict):
         default_factory=dict, description="per-feature direction that wins over prior and evidence"
     )
     monotone_evidence: MonotoneEvidenceConfig = MonotoneEvidenceConfig()
+    refit_with_validation: bool = Field(
+        True,
+        description="after early stopping, refit on training + validation rows with the tree count scaled by rows",
+    )
     calibration: Literal["auto", "isotonic_interp", "platt", "beta", "isotonic", "sigmoid", "none"] = Field(
         "auto", description="auto: the eligible method with the lowest cross-validated log loss"
     )

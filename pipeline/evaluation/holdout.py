@@ -193,6 +193,7 @@ def model_card_facts(
         "limit_model": scorer.limit_model is not None,
         "n_features": len(scorer.feature_names),
         "pd_trees": scorer.pd_model.best_iteration,
+        "pd_refit": scorer.pd_model.report.get("refit", {}),
         "calibration": scorer.pd_model.calibrator.method,
         "fairness": fair.tables,
         "evaluated_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),

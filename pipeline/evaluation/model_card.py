@@ -135,6 +135,13 @@ def _card_metrics(m: dict[str, float], fairness_assessed: bool) -> dict[str, Any
     return {k: shown[k] for k in CARD_METRICS if k in shown}
 
 
+def _refit_words(facts: dict[str, Any]) -> str:
+    refit = facts.get("pd_refit") or {}
+    if not refit.get("refit"):
+        return ""
+    return f" (refitted on training + validation rows; early stopping chose {refit['trees_early_stopped']})"
+
+
 def build_model_card(facts: dict[str, Any]) -> dict[str, Any]:
     """The model card as data (JSON in MLflow; rendered in the HTML and as Markdown)."""
     policy = facts["policy"]
@@ -145,8 +152,8 @@ def build_model_card(facts: dict[str, Any]) -> dict[str, Any]:
             "mlflow_run_id": facts["meta"].get("run_id", ""),
             "git_commit": facts["meta"].get("git_commit", ""),
             "data_sha256": facts["meta"].get("data_sha256", ""),
-            "pd_model": f"LightGBM binary classifier, {facts['pd_trees']} trees, monotone constraints, "
-            f"{facts['calibration']} calibration",
+            "pd_model": f"LightGBM binary classifier, {facts['pd_trees']} trees{_refit_words(facts)}, "
+            f"monotone constraints, {facts['calibration']} calibration",
             "limit_model": "LightGBM quantile regression on log granted limit (good payers)"
             if facts.get("limit_model")
             else "none",

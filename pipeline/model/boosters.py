@@ -258,9 +258,16 @@ def train_pd(
     assert best is not None  # trial 0 always runs: the time budget stops only later trials
     _, booster, params = best
     booster = _refit_to_best(booster)
+    refit_report: dict = {"refit": False, "trees_early_stopped": booster.current_iteration()}
+    if cfg.refit_with_validation and fitter is _fit_booster:  # on a cluster the validation rows stay on the client
+        booster, refit_report = refit_with_validation(
+            X, y, Xv, yv, specs, _base_params(params, seed), booster.current_iteration(), objective
+        )
+    elif cfg.refit_with_validation:
+        refit_report["skipped"] = "the cluster fitter trains on the cluster's training rows only"
     raw_cal = cast(np.ndarray, booster.predict(Xc, num_threads=threads()))  # dense X: lightgbm returns an array
     calibrator, calibration_report = calibrate(raw_cal, yc, cfg)
-    report = {"monotone": monotone_report, "calibration": calibration_report}
+    report = {"monotone": monotone_report, "calibration": calibration_report, "refit": refit_report}
     model = PDModel(booster, [s.name for s in specs], calibrator, booster.current_iteration(), params, report)
     return model, {
         "trials": trials,
@@ -268,6 +275,28 @@ def train_pd(
         "monotone": monotone_report,
         "calibration": calibration_report,
     }
+
+
+def refit_with_validation(X, y, Xv, yv, specs, params: dict, trees: int, objective: dict) -> tuple[lgb.Booster, dict]:
+    """Refit on the training and validation rows together, with the early-stopped tree count scaled by the rows.
+
+    Early stopping needs held-out rows, and those rows then teach the model nothing. Once the number of
+    trees is known, the same parameters and constraints are refitted on both splits (a quarter more rows
+    with the default shares) for `trees * rows / training rows` rounds. Measured with 5-fold CV
+    (docs/model-quality.md): +0.010 AUC on HMEQ, +0.007 German, +0.001 Taiwan and the synthetic default.
+    The calibration and test splits stay unseen.
+    """
+    rows = len(X) + len(Xv)
+    rounds = max(1, int(round(trees * rows / max(len(X), 1))))
+    cats = [i for i, s in enumerate(specs) if s.categorical]
+    data = lgb.Dataset(
+        np.concatenate([X, Xv]),
+        np.concatenate([y, yv]),
+        feature_name=[s.name for s in specs],
+        categorical_feature=cats,
+    )
+    booster = lgb.train({**params, **objective}, data, num_boost_round=rounds)
+    return booster, {"refit": True, "trees_early_stopped": trees, "trees": rounds, "rows": rows}
 
 
 def choose_directions(X, y, specs: list[FeatureSpec], cfg: PDModelConfig, seed: int) -> tuple[list[int], dict]:
