@@ -28,7 +28,9 @@ def two_runs(tmp_path_factory):
     path.write_text(yaml.safe_dump(config))
     first = cli("run", "--config", str(path), cwd=ROOT)
     second = cli("run", "--config", str(path), cwd=ROOT)
-    mlflow.set_tracking_uri(f"sqlite:///{tmp / 'output' / 'mlflow.db'}")
+    store = f"sqlite:///{tmp / 'output' / 'mlflow.db'}"
+    mlflow.set_tracking_uri(store)
+    mlflow.set_registry_uri(store)  # an earlier in-process test on this worker may have set another registry
     return tmp, path, first, second
 
 
