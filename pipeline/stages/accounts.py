@@ -28,10 +28,11 @@ from pipeline.errors import ConfigError
 from pipeline.evaluation.holdout import gate_inputs
 from pipeline.evaluation.metrics import discrimination, psi
 from pipeline.mlops import registry
-from pipeline.mlops.registry import CHAMPION, alias_version, gate, next_version, set_alias
+from pipeline.mlops.registry import CHAMPION, alias_version, next_version
 from pipeline.mlops.tracking import configure, git_commit
 from pipeline.stages.data import paths, write_json
 from pipeline.stages.files import Paths, read_json
+from pipeline.stages.model import gate_and_log, write_registration
 
 log = logging.getLogger(__name__)
 KEEP = ("row_number", ID, "snapshot_month", TARGET)
@@ -207,20 +208,5 @@ def register(cfg: Config, config_path: str | None = None) -> dict:
         }
         registered = registry.register(info.model_uri, name, version, tags)
         champion = _champion_holdout_metrics(name, valid, splits["test"], cfg)
-        verdict = gate(evaluation["gate"], champion, cfg.registry.gate)
-        if verdict.promote:
-            set_alias(name, CHAMPION, registered, "gate", "; ".join(verdict.reasons))
-        mlflow.log_text(verdict.text(), "register/gate_verdict.txt")
-        mlflow.log_metric("gate_passed", float(verdict.promote))
-        mlflow.set_tags({"gate_verdict": "promote" if verdict.promote else "keep", "registered_version": registered})
-    result = {
-        "model_name": name,
-        "version": registered,
-        "model_uri": f"models:/{name}/{registered}",
-        "promoted": verdict.promote,
-        "gate": verdict.reasons,
-        "champion": alias_version(name, CHAMPION),
-        "champion_holdout": champion,
-    }
-    write_json(result, p.registration)
-    return result
+        verdict = gate_and_log(name, registered, evaluation["gate"], champion, cfg)
+    return write_registration(p, name, registered, verdict, champion)

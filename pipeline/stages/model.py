@@ -175,14 +175,24 @@ def register(cfg: Config, config_path: str | None = None) -> dict:
             scorer.meta["model_version"] = str(version)
             info = log_scoring_model(scorer, example)
             registered = registry.register(info.model_uri, name, version, tags)
-        gate_metrics = evaluation["gate"]
         champion = _champion_holdout_metrics(name, valid, splits["test"], cfg)
-        verdict: GateVerdict = gate(gate_metrics, champion, cfg.registry.gate)
-        if verdict.promote:
-            set_alias(name, CHAMPION, registered, "gate", "; ".join(verdict.reasons))
-        mlflow.log_text(verdict.text(), "register/gate_verdict.txt")
-        mlflow.log_metric("gate_passed", float(verdict.promote))
-        mlflow.set_tags({"gate_verdict": "promote" if verdict.promote else "keep", "registered_version": registered})
+        verdict = gate_and_log(name, registered, evaluation["gate"], champion, cfg)
+    return write_registration(p, name, registered, verdict, champion)
+
+
+def gate_and_log(name: str, registered: str, gate_metrics: dict, champion: dict | None, cfg: Config) -> GateVerdict:
+    """The promotion gate for a just-registered version: promote it if it passes, log the verdict to the open run."""
+    verdict = gate(gate_metrics, champion, cfg.registry.gate)
+    if verdict.promote:
+        set_alias(name, CHAMPION, registered, "gate", "; ".join(verdict.reasons))
+    mlflow.log_text(verdict.text(), "register/gate_verdict.txt")
+    mlflow.log_metric("gate_passed", float(verdict.promote))
+    mlflow.set_tags({"gate_verdict": "promote" if verdict.promote else "keep", "registered_version": registered})
+    return verdict
+
+
+def write_registration(p: Paths, name: str, registered: str, verdict: GateVerdict, champion: dict | None) -> dict:
+    """The register stage's output (registration.json): the version, the verdict and who is champion now."""
     result = {
         "model_name": name,
         "version": registered,
