@@ -40,3 +40,25 @@ def trained(tmp_path_factory):
     frame = load_source(cfg).frame
     valid = validate_frame(frame, cfg.contract, "synthetic", required=["applicant_id", "defaulted"]).valid
     return cfg, valid, fit(valid, cfg)
+
+
+@pytest.fixture(scope="module")
+def model_folder(trained, tmp_path_factory):
+    """The trained scorer saved as a pyfunc artifact in a local folder: a model URI that needs no registry."""
+    import joblib
+    import mlflow
+
+    from helpers import ROOT
+    from pipeline.mlops.artifact import CreditScoringModel
+
+    _, _, result = trained
+    folder = tmp_path_factory.mktemp("model")
+    joblib.dump(result.scorer, folder / "scorer.joblib")
+    mlflow.pyfunc.save_model(
+        folder / "model",
+        python_model=CreditScoringModel(),
+        artifacts={"scorer": str(folder / "scorer.joblib")},
+        code_paths=[str(ROOT / "pipeline")],
+        pip_requirements=["lightgbm"],
+    )
+    return folder / "model"

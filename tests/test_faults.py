@@ -33,7 +33,6 @@ from helpers import ROOT
 from pipeline import cli
 from pipeline.batch.job import score_file
 from pipeline.errors import ArtifactIntegrityError, ConfigError, RejectionBudgetExceeded, StorageError
-from pipeline.mlops.artifact import CreditScoringModel
 
 # ------------------------------------------------------------------ shared inputs
 
@@ -42,22 +41,6 @@ from pipeline.mlops.artifact import CreditScoringModel
 def rows(trained) -> pd.DataFrame:
     _, valid, _ = trained
     return valid.drop(columns=["row_number", "defaulted", "granted_limit"]).head(400).reset_index(drop=True)
-
-
-@pytest.fixture(scope="module")
-def model_folder(trained, tmp_path_factory) -> Path:
-    """The artifact saved to a local folder: a model URI that needs no registry."""
-    _, _, result = trained
-    folder = tmp_path_factory.mktemp("model")
-    joblib.dump(result.scorer, folder / "scorer.joblib")
-    mlflow.pyfunc.save_model(
-        folder / "model",
-        python_model=CreditScoringModel(),
-        artifacts={"scorer": str(folder / "scorer.joblib")},
-        code_paths=[str(ROOT / "pipeline")],
-        pip_requirements=["lightgbm"],
-    )
-    return folder / "model"
 
 
 def score(trained, inp: Path, out: Path, **kw) -> dict:

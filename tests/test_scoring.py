@@ -8,7 +8,6 @@ import subprocess
 import sys
 import time
 
-import mlflow
 import numpy as np
 import pandas as pd
 import pytest
@@ -16,7 +15,6 @@ import pytest
 from helpers import ROOT
 from pipeline.batch.job import output_paths, score_file
 from pipeline.errors import DataContractError, RejectionBudgetExceeded
-from pipeline.mlops.artifact import CreditScoringModel
 
 
 @pytest.fixture(scope="module")
@@ -138,24 +136,6 @@ def test_summary_has_distributions_and_timings(trained, contract_rows, tmp_path)
 def test_output_paths_sit_beside_the_output():
     rejects, summary = output_paths(ROOT / "x" / "scores.parquet")
     assert rejects.name == "scores.rejects.parquet" and summary.name == "scores.summary.json"
-
-
-@pytest.fixture(scope="module")
-def model_folder(trained, tmp_path_factory):
-    """The artifact saved to a local folder: a model URI that needs no registry."""
-    import joblib
-
-    _, _, result = trained
-    folder = tmp_path_factory.mktemp("model")
-    joblib.dump(result.scorer, folder / "scorer.joblib")
-    mlflow.pyfunc.save_model(
-        folder / "model",
-        python_model=CreditScoringModel(),
-        artifacts={"scorer": str(folder / "scorer.joblib")},
-        code_paths=[str(ROOT / "pipeline")],
-        pip_requirements=["lightgbm"],
-    )
-    return folder / "model"
 
 
 def score_cli(tmp_path, model, inp, out, *extra, wait=True):
