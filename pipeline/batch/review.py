@@ -244,10 +244,7 @@ def _review_pass(stage: Path, pd_: np.ndarray, el: np.ndarray, out: Path, scorer
 def _summary(tally: Tally, review: ReviewTally | None, scorer, model_uri: str, paths: dict, started: float) -> dict:
     total = time.perf_counter() - started
     return {
-        "rows_in": tally.rows_in,
-        "rows_scored": tally.rows_scored,
-        "rows_rejected": tally.rows_rejected,
-        "rejected_by_rule": dict(sorted(tally.by_rule.items(), key=lambda kv: -kv[1])),
+        **tally.accounting(),
         "portfolio": review.summary() if review is not None else {},
         "model_uri": model_uri,
         "model_name": scorer.meta.get("model_name"),

@@ -37,6 +37,15 @@ class Tally:
         default_factory=lambda: {"read": 0.0, "validate": 0.0, "score": 0.0, "write": 0.0}
     )
 
+    def accounting(self) -> dict:
+        """Rows in = rows scored + rows rejected, and the rejections by rule, most frequent first."""
+        return {
+            "rows_in": self.rows_in,
+            "rows_scored": self.rows_scored,
+            "rows_rejected": self.rows_rejected,
+            "rejected_by_rule": dict(sorted(self.by_rule.items(), key=lambda kv: -kv[1])),
+        }
+
     def add_drift(self, name: str, values: np.ndarray, reference: dict) -> None:
         counts = bin_shares(values, np.asarray(reference["edges"])) * len(values)
         self.drift_counts[name] = self.drift_counts.get(name, 0) + counts
@@ -156,10 +165,7 @@ def summary(
     warn, alert = cfg.scoring.psi_warn, cfg.scoring.psi_alert
     total = time.perf_counter() - started
     return {
-        "rows_in": tally.rows_in,
-        "rows_scored": tally.rows_scored,
-        "rows_rejected": tally.rows_rejected,
-        "rejected_by_rule": dict(sorted(tally.by_rule.items(), key=lambda kv: -kv[1])),
+        **tally.accounting(),
         "approval_rate": tally.approved / tally.rows_scored if tally.rows_scored else None,
         "pd": tally.values["pd"].summary(),
         "score": tally.values["score"].summary(),
