@@ -186,3 +186,9 @@ def test_train_register_review_from_the_cli(tmp_path):
     book = pd.read_parquet(run_dir / "ingest" / "applicants.parquet")
     check_guard_rails(review, book, parse_config(account_config(tmp_path)))
     assert (tmp_path / "review" / "out.rejects.parquet").exists() and (tmp_path / "review" / "out.html").exists()
+    # a second registration scores the champion on its holdout: loaded only after its digests check out
+    (pickled,) = [p for p in (tmp_path / "output" / "mlartifacts").rglob("*.joblib") if "scorer" in p.name]
+    pickled.write_bytes(pickled.read_bytes() + b"\0")
+    proc = cli("register", "--config", str(config), cwd=tmp_path, check=False)
+    assert proc.returncode == 8, proc.stderr[-2000:]
+    assert pickled.name in proc.stderr

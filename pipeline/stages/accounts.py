@@ -28,6 +28,7 @@ from pipeline.errors import ConfigError
 from pipeline.evaluation.holdout import gate_inputs
 from pipeline.evaluation.metrics import discrimination, psi
 from pipeline.mlops import registry
+from pipeline.mlops.artifact import load_model_scorer
 from pipeline.mlops.registry import CHAMPION, alias_version, next_version
 from pipeline.mlops.tracking import configure, git_commit
 from pipeline.stages.data import paths, write_json
@@ -177,9 +178,10 @@ def evaluate(cfg: Config, config_path: str | None = None) -> dict:
 
 def _champion_holdout_metrics(name: str, valid: pd.DataFrame, test_idx: np.ndarray, cfg: Config) -> dict | None:
     """The current champion scored on the challenger's holdout, for a like-for-like comparison."""
-    if alias_version(name, CHAMPION) is None:
+    version = alias_version(name, CHAMPION)
+    if version is None:
         return None
-    champion = mlflow.pyfunc.load_model(f"models:/{name}@{CHAMPION}").unwrap_python_model().scorer
+    champion = load_model_scorer(f"models:/{name}/{version}", str(version))  # verified before unpickling
     checked = champion.validate(valid.iloc[test_idx].reset_index(drop=True), "holdout")
     y = checked.valid[TARGET].to_numpy(dtype=int)
     return discrimination(y, champion.predict(checked.valid), cfg.evaluation.calibration_bins)
