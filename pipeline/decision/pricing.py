@@ -15,12 +15,16 @@ interest first):
 For monthly payments and 12 equal months the two share the monthly rate i: Reg Z = 12 i,
 EU = (1 + i)^12 - 1. Solvers are vectorised over rows: safeguarded Newton for general flows,
 bisection on the closed form for level payments.
+
+Many rows price the same loan (offers share a product's terms, rates and amount grid), and every
+per-row result here depends on that row's inputs alone; so schedules, level rates and minimum-payment
+runs are computed once per distinct input (by bit pattern: exact, -0.0 and NaN included) and broadcast.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Literal
 
 import numpy as np
@@ -28,6 +32,24 @@ import pandas as pd
 
 MONTHS_PER_YEAR = 12  # a calendar fact, not a tunable
 ArrayLike = np.ndarray | float | int
+
+
+def distinct_rows(*columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(first row of each distinct combination, each row's combination) over equal-length 1-D numeric columns.
+
+    Why bit patterns: a row-wise computation gives identical bits for identical input bits, so computing
+    on the first rows and taking by the inverse is exact; comparing values would merge 0.0 and -0.0.
+    Hash-based (pd.factorize), O(rows); combinations are numbered in order of first appearance.
+    """
+    group = np.zeros(len(columns[0]), dtype=np.int64)
+    for col in columns:
+        a = np.ascontiguousarray(col)
+        codes, uniques = pd.factorize(a.view(f"i{a.dtype.itemsize}").astype(np.int64, copy=False))
+        group = pd.factorize(group * len(uniques) + codes)[0] if len(uniques) > 1 else group
+    if not len(group):
+        return np.zeros(0, dtype=np.intp), group
+    first = np.flatnonzero(np.r_[True, group[1:] > np.maximum.accumulate(group)[:-1]])
+    return first, group
 
 
 def to_cents(amount: ArrayLike) -> np.ndarray:
@@ -94,16 +116,29 @@ def _months(
 
 
 def amortise(principal: ArrayLike, rate: ArrayLike, term: ArrayLike) -> Amortisation:
-    """Schedule totals per row (vectorised over rows, one pass over months); term 0 means no loan."""
+    """Schedule totals per row (vectorised over rows, one pass over months); term 0 means no loan.
+
+    Each distinct (principal in cents, rate, term) is scheduled once: offers repeat a few loans many times.
+    """
     principal_c = np.atleast_1d(to_cents(principal))
     term_i = np.atleast_1d(np.nan_to_num(np.asarray(term, dtype=float), nan=0)).astype(np.int64)
-    rate_a = np.broadcast_to(np.asarray(rate, dtype=float), principal_c.shape)
-    pay = np.where(term_i > 0, payment_cents(principal_c / 100, rate_a, np.maximum(term_i, 1)), 0)
+    shape = np.broadcast_shapes(principal_c.shape, term_i.shape)
+    principal_c = np.broadcast_to(principal_c, shape).ravel()
+    term_i = np.broadcast_to(term_i, shape).ravel()
+    rate_a = np.broadcast_to(np.asarray(rate, dtype=float), shape).ravel()
+    first, group = distinct_rows(principal_c, rate_a, term_i)
+    totals = _amortise_rows(principal_c[first], rate_a[first], term_i[first])
+    return Amortisation(*(getattr(totals, f.name)[group].reshape(shape) for f in fields(Amortisation)))
+
+
+def _amortise_rows(principal_c: np.ndarray, rate: np.ndarray, term_i: np.ndarray) -> Amortisation:
+    """`amortise` on 1-D rows: the month loop of `_months`, with its totals."""
+    pay = np.where(term_i > 0, payment_cents(principal_c / 100, rate, np.maximum(term_i, 1)), 0)
     interest_total = np.zeros_like(principal_c)
     paid_total = np.zeros_like(principal_c)
     last = np.zeros_like(principal_c)
     months = np.zeros_like(principal_c)
-    for m, payment, interest, _ in _months(principal_c, rate_a, term_i, pay):
+    for m, payment, interest, _ in _months(principal_c, rate, term_i, pay):
         interest_total += interest
         paid_total += payment
         last = np.where(payment > 0, payment, last)
@@ -194,30 +229,48 @@ def aprc_eu(
 def level_monthly_rate(
     financed: ArrayLike, payment: ArrayLike, last_payment: ArrayLike, term: ArrayLike, iterations: int = 100
 ) -> np.ndarray:
-    """Monthly rate i with financed = payment x a(term-1, i) + last_payment / (1+i)^term; O(n) memory bisection."""
-    a0 = np.asarray(financed, dtype=float)
-    p = np.asarray(payment, dtype=float)
-    last = np.asarray(last_payment, dtype=float)
-    n = np.asarray(term, dtype=float)
-    shape = np.broadcast(a0, p, last, n).shape
+    """Monthly rate i with financed = payment x a(term-1, i) + last_payment / (1+i)^term; O(n) memory bisection.
 
-    def pv(i: np.ndarray) -> np.ndarray:
-        log_v = -np.log1p(i)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            annuity = np.where(np.abs(i) < 1e-13, n - 1, -np.expm1((n - 1) * log_v) / i)
-        return p * annuity + last * np.exp(n * log_v) - a0
+    Solved once per distinct row; a row leaves the bisection when a step leaves its bracket unchanged (the
+    next steps would repeat it), which gives the bits of all `iterations` steps in about 60.
+    """
+    cols = np.broadcast_arrays(*(np.asarray(x, dtype=float) for x in (financed, payment, last_payment, term)))
+    shape = cols[0].shape
+    flat = [c.ravel() for c in cols]
+    first, group = distinct_rows(*flat)
+    lo, hi = _level_rate_bracket(*(c[first] for c in flat), iterations)
+    return ((lo + hi) / 2)[group].reshape(shape)
 
-    lo, hi = np.full(shape, -0.99), np.full(shape, 1.0)
+
+def _level_pv(i: np.ndarray, a0: np.ndarray, p: np.ndarray, last: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """Present value at monthly rate i of the level schedule, less the amount financed (decreasing in i)."""
+    log_v = -np.log1p(i)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        annuity = np.where(np.abs(i) < 1e-13, n - 1, -np.expm1((n - 1) * log_v) / i)
+    return p * annuity + last * np.exp(n * log_v) - a0
+
+
+def _level_rate_bracket(
+    a0: np.ndarray, p: np.ndarray, last: np.ndarray, n: np.ndarray, iterations: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The bisection bracket of `level_monthly_rate` after `iterations` halvings, per 1-D row."""
+    lo, hi = np.full(a0.shape, -0.99), np.full(a0.shape, 1.0)
     for _ in range(60):
-        grow = pv(hi) > 0
+        grow = _level_pv(hi, a0, p, last, n) > 0
         if not grow.any():
             break
         hi = np.where(grow, hi * 2, hi)
+    rows = np.arange(len(a0))
     for _ in range(iterations):
-        mid = (lo + hi) / 2
-        above = pv(mid) > 0
-        lo, hi = np.where(above, mid, lo), np.where(above, hi, mid)
-    return (lo + hi) / 2
+        if not len(rows):
+            break
+        lo_r, hi_r = lo[rows], hi[rows]
+        mid = (lo_r + hi_r) / 2
+        above = _level_pv(mid, a0[rows], p[rows], last[rows], n[rows]) > 0
+        new_lo, new_hi = np.where(above, mid, lo_r), np.where(above, hi_r, mid)
+        lo[rows], hi[rows] = new_lo, new_hi
+        rows = rows[(new_lo != lo_r) | (new_hi != hi_r)]
+    return lo, hi
 
 
 def disclosed_apr(
@@ -247,9 +300,19 @@ def repay_at_minimum(
     """Months and total paid to clear a balance paying only the minimum each month (NaN if beyond max_months).
 
     Each month interest (rounded down) is added, then the minimum payment on that statement balance is paid.
+    Each distinct (balance in cents, rate) is simulated once.
     """
     bal = np.atleast_1d(to_cents(balance))
     monthly = np.broadcast_to(np.asarray(rate, dtype=float) / MONTHS_PER_YEAR, bal.shape)
+    first, group = distinct_rows(bal.ravel(), monthly.ravel())
+    months, paid = _repay_rows(bal.ravel()[first], monthly.ravel()[first], min_rate, floor, max_months)
+    return months[group].reshape(bal.shape), paid[group].reshape(bal.shape)
+
+
+def _repay_rows(
+    bal: np.ndarray, monthly: np.ndarray, min_rate: float, floor: float, max_months: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """`repay_at_minimum` on 1-D rows of cents at a monthly rate."""
     months = np.zeros(bal.shape, dtype=float)
     paid = np.zeros(bal.shape, dtype=np.int64)
     floor_c = int(to_cents(floor))
