@@ -248,7 +248,12 @@ class PDBoundsConfig(Strict):
     confidence: float = Field(0.95, gt=0.5, lt=1, description="one-sided confidence of the bound")
     interval: Literal["clopper_pearson", "wilson"] = "clopper_pearson"
     min_floor: float = Field(0.0, ge=0, lt=0.5, description="a regulatory minimum PD on top of the data's floor")
-    max_cap: float = Field(1.0, gt=0.5, le=1, description="a maximum PD on top of the data's cap")
+    max_cap: float = Field(1.0, gt=0.5, le=1, description="a maximum PD (with data_cap: on top of the data's cap)")
+    data_cap: bool = Field(
+        False,
+        description="also cap PD at the upper bound of the highest band's bad rate; lowers the riskiest PDs, "
+        "which biases the top band down when that band spans a wide score range (see docs/model-quality.md)",
+    )
 
 
 class CalibrationConfig(Strict):
@@ -275,8 +280,11 @@ class MonotoneEvidenceConfig(Strict):
     seed: int = 0
 
 
-def _all_calibration_methods() -> list[Literal["isotonic_interp", "platt", "beta"]]:
-    return ["isotonic_interp", "platt", "beta"]
+CalibrationMethod = Literal["isotonic_interp", "platt", "beta", "identity"]
+
+
+def _all_calibration_methods() -> list[CalibrationMethod]:
+    return ["isotonic_interp", "platt", "beta", "identity"]
 
 
 class PDModelConfig(Strict):
@@ -304,10 +312,10 @@ class PDModelConfig(Strict):
         True,
         description="after early stopping, refit on training + validation rows with the tree count scaled by rows",
     )
-    calibration: Literal["auto", "isotonic_interp", "platt", "beta", "isotonic", "sigmoid", "none"] = Field(
+    calibration: Literal["auto", "isotonic_interp", "platt", "beta", "identity", "isotonic", "sigmoid", "none"] = Field(
         "auto", description="auto: the eligible method with the lowest cross-validated log loss"
     )
-    calibration_methods: list[Literal["isotonic_interp", "platt", "beta"]] = Field(
+    calibration_methods: list[CalibrationMethod] = Field(
         default_factory=_all_calibration_methods
     )
     calibration_settings: CalibrationConfig = CalibrationConfig()

@@ -99,7 +99,7 @@ def test_no_eligible_method_falls_back_to_smallest_auc_drop(split):
 
 def test_floor_and_cap_are_confidence_bounds_of_the_end_bands():
     raw, y = scores(4000, seed=2)
-    settings = BoundSettings(band_share=0.1, band_min_rows=0, confidence=0.9)
+    settings = BoundSettings(band_share=0.1, band_min_rows=0, confidence=0.9, data_cap=True)
     floor, cap, how = derive_bounds(raw, y, settings)
     order = np.argsort(raw)
     low, high = y[order[:400]].sum(), y[order[-400:]].sum()
@@ -113,9 +113,23 @@ def test_floor_and_cap_are_confidence_bounds_of_the_end_bands():
     assert derive_bounds(raw, y2, settings)[0] > floor
 
 
+def test_by_default_the_cap_is_max_cap_and_the_top_band_is_only_reported():
+    """A data cap lowers the riskiest PDs to a band average: off unless asked for; the floor stays from the data."""
+    raw, y = scores(4000, seed=2)
+    settings = BoundSettings(band_share=0.1, band_min_rows=0, confidence=0.9)
+    floor, cap, how = derive_bounds(raw, y, settings)
+    assert cap == settings.max_cap == 1.0
+    high = y[np.argsort(raw)[-400:]].sum()
+    assert how["cap"]["data_bound"] == pytest.approx(beta_dist.ppf(0.9, high + 1, 400 - high))
+    assert how["cap"]["data_bound"] < cap
+    assert floor == derive_bounds(raw, y, settings.model_copy(update={"data_cap": True}))[0]
+    assert derive_bounds(raw, y, settings.model_copy(update={"max_cap": 0.9}))[1] == 0.9
+
+
 def test_pd_stays_within_floor_and_cap_and_below_floor_is_floor():
     raw, y = scores(4000, seed=3)
-    cal, report = choose_calibrator(raw, y, settings=CalibrationSettings(bounds=BoundSettings(band_min_rows=400)))
+    bounds = BoundSettings(band_min_rows=400, data_cap=True)
+    cal, report = choose_calibrator(raw, y, settings=CalibrationSettings(bounds=bounds))
     assert 0 < cal.floor < report["floor"]["band_observed_rate"]
     extreme = np.array([0.0, 1e-15, 1e-9, 0.5, 1 - 1e-9, 1.0])
     p = cal(extreme)

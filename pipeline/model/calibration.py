@@ -31,7 +31,7 @@ from sklearn.model_selection import StratifiedKFold
 from pipeline.config import CalibrationConfig, PDBoundsConfig
 
 TINY = 1e-12  # clip of raw probabilities before log-odds: finite, and far below any PD anyone claims
-METHODS = ("isotonic_interp", "platt", "beta")
+METHODS = ("isotonic_interp", "platt", "beta", "identity")
 
 
 class Mapping(Protocol):
@@ -51,7 +51,25 @@ def _logistic(features: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
     return lr.coef_[0].astype(float), float(lr.intercept_[0])
 
 
-# ---------------------------------------------------------------- the three mappings
+# ---------------------------------------------------------------- the mappings
+
+
+@dataclass(frozen=True)
+class Identity:
+    """PD = the booster's own probability (within the data's floor and cap).
+
+    A candidate, not a fallback: a booster trained on log loss is often calibrated already, and then
+    every fitted map only adds the noise of its 10% calibration split. Cross-validated log loss decides.
+    """
+
+    method: str = "identity"
+
+    def __call__(self, raw: np.ndarray) -> np.ndarray:
+        return np.clip(np.asarray(raw, dtype=float), TINY, 1 - TINY)
+
+
+def fit_identity(raw: np.ndarray, y: np.ndarray) -> Identity:
+    return Identity()
 
 
 @dataclass(frozen=True)
@@ -169,6 +187,7 @@ FITTERS: dict[str, Callable[[np.ndarray, np.ndarray], Mapping]] = {
     "platt": fit_platt,
     "beta": fit_beta,
     "isotonic_interp": fit_isotonic_interp,
+    "identity": fit_identity,
 }
 
 
@@ -194,7 +213,12 @@ def rate_bound(events: int, n: int, confidence: float, interval: str, upper: boo
 
 
 def derive_bounds(raw: np.ndarray, y: np.ndarray, settings: BoundSettings) -> tuple[float, float, dict]:
-    """Floor = lower bound of the lowest band's bad rate, cap = upper bound of the highest band's, with how."""
+    """Floor = lower bound of the lowest band's bad rate; cap = `max_cap`, or with `data_cap` the upper bound
+    of the highest band's bad rate. Both bands are reported.
+
+    The floor is prudent: no PD lower than the data can support. A data cap is the opposite, it lowers the
+    riskiest PDs to a band average, and the top band of a small calibration split is wide (HMEQ: raw 0.44 to
+    0.99997 in one band), so it is off by default."""
     n = len(raw)
     rows = max(math.ceil(settings.band_share * n), settings.band_min_rows)
     rows = int(min(rows, math.floor(settings.band_max_share * n)))
@@ -203,7 +227,10 @@ def derive_bounds(raw: np.ndarray, y: np.ndarray, settings: BoundSettings) -> tu
     for name, idx, upper in (("floor", order[:rows], False), ("cap", order[n - rows :], True)):
         k = int(np.sum(y[idx]))
         bound = rate_bound(k, rows, settings.confidence, settings.interval, upper)
-        value = min(bound, settings.max_cap) if upper else max(bound, settings.min_floor)
+        if upper:
+            value = min(bound, settings.max_cap) if settings.data_cap else settings.max_cap
+        else:
+            value = max(bound, settings.min_floor)
         out[name] = {
             "value": float(value),
             "band_rows": rows,
