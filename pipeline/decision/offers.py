@@ -29,13 +29,15 @@ NaN amounts.
 
 from __future__ import annotations
 
-import re
 import string
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipeline.decision import pricing
 from pipeline.decision.products import Product, ProductsConfig
@@ -46,6 +48,10 @@ OFFER_COLUMNS = (
     "late_payment_cost months_to_repay offer_codes offer_reasons"
 ).split()
 _NUMERIC = OFFER_COLUMNS[2:11]
+_TEXT = ("offer_type", "offer_codes", "offer_reasons")
+_KINDS = (APPROVE, COUNTER, DECLINE)
+_CAP_WHY = ("REQUEST", "MAX", "LIMIT", "NO_INCOME")  # the cap's candidates, in the order of _rows
+_STR = pa.large_string()  # the storage of pandas' Arrow-backed "str" columns
 
 
 @dataclass(frozen=True)
@@ -108,11 +114,11 @@ class _Rows:
     living: np.ndarray
     income_known: np.ndarray
     pay_room: np.ndarray  # largest affordable new payment; inf when income is unknown and allowed
-    binding: np.ndarray  # "PTI" or "RESIDUAL": which affordability rule sets pay_room
+    pti_binds: np.ndarray  # bool: payment-to-income, not residual income, sets pay_room
     a_req: np.ndarray  # requested amount; NaN when missing
     missing: np.ndarray
     cap: np.ndarray  # amount cap from the product max, the risk limit, the request and unknown income
-    cap_code: np.ndarray  # why the cap: "MAX", "LIMIT", "NO_INCOME" or "REQUEST"
+    cap_why: np.ndarray  # why the cap: an index into _CAP_WHY
 
 
 def _floor_step(x: np.ndarray, step: float) -> np.ndarray:
@@ -144,11 +150,11 @@ def _rows(inp: OfferInputs, product: Product, cfg: ProductsConfig, pd_ok: np.nda
         living=inp.living_cost,
         income_known=known,
         pay_room=room,
-        binding=np.where(pti_room <= resid_room, "PTI", "RESIDUAL"),
+        pti_binds=pti_room <= resid_room,
         a_req=inp.requested_amount,
         missing=missing,
         cap=candidates.min(axis=0),
-        cap_code=np.array(["REQUEST", "MAX", "LIMIT", "NO_INCOME"], dtype=object)[which],
+        cap_why=which,
     )
 
 
@@ -266,36 +272,114 @@ def _money(x: float) -> str:
     return f"{x:,.0f}" if float(x).is_integer() else f"{x:,.2f}"
 
 
+def _strings(values: Sequence[object]) -> pa.Array:
+    """Python strings as Arrow strings (NaN and None as null)."""
+    return pa.array(list(values), type=_STR, from_pandas=True)
+
+
+def _text(values: pa.Array) -> Any:
+    """Arrow strings as the column pandas makes of the same Python strings: its Arrow-backed "str" on pandas 3,
+    object before (and for no rows, as pandas infers no string type from an empty object array)."""
+    dtype = pd.Series(["x"]).dtype
+    if len(values) and isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow":
+        return pd.array(values, dtype=dtype)
+    return values.to_numpy(zero_copy_only=False)
+
+
+def text_labels(labels: Sequence[str], index: np.ndarray) -> Any:
+    """labels[index] as a text column, without a Python string per row."""
+    return _text(_strings(labels).take(pa.array(index)))
+
+
+def _distinct(values: np.ndarray) -> tuple[list, np.ndarray]:
+    """The distinct values as `tolist` gives them, and each row's index into them (numbers by bit pattern:
+    0.0 and -0.0 print differently)."""
+    if values.dtype == object:
+        index, uniques = pd.factorize(values, use_na_sentinel=False)
+        return list(uniques), index
+    first, index = pricing.distinct_rows(values)
+    return values[first].tolist(), index
+
+
+def _formatted(values: np.ndarray, spec: str, conversion: str | None) -> pa.Array:
+    """One template field per row; each distinct value is formatted once (few distinct: grids, terms, rates)."""
+    uniques, index = _distinct(values)
+    field = "{0" + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
+    texts = [_money(v) if spec == "money" else field.format(v) for v in uniques]
+    return _strings(texts).take(pa.array(index))
+
+
+def _fill(template: str, rows: np.ndarray, values: dict[str, Any]) -> pa.Array:
+    """`template` for `rows`, as str.format would give it row by row (ndarray values are per row)."""
+    scalars = {k: v for k, v in values.items() if not isinstance(v, np.ndarray)}
+    parts: list[Any] = []
+    for literal, name, spec, conversion in string.Formatter().parse(template):
+        parts.append(literal)
+        if name is None:
+            continue
+        value = values.get(name)
+        if isinstance(value, np.ndarray):
+            parts.append(_formatted(value[rows], spec or "", conversion))
+        elif spec == "money":
+            parts.append(_money(value))  # type: ignore[arg-type]
+        else:
+            field = "{" + name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
+            parts.append(field.format(**scalars))
+    return _concat(parts, len(rows))
+
+
+def _concat(parts: list[Any], n: int) -> pa.Array:
+    """Strings and Arrow string arrays of n rows, concatenated row by row."""
+    merged: list[Any] = []
+    for part in parts:
+        if isinstance(part, str) and merged and isinstance(merged[-1], str):
+            merged[-1] += part
+        elif not (isinstance(part, str) and part == ""):
+            merged.append(part)
+    if not any(isinstance(p, pa.Array) for p in merged):
+        return _strings(["".join(merged)]).take(pa.array(np.zeros(n, dtype=np.int64)))
+    if len(merged) == 1:
+        return merged[0]
+    args = [pa.scalar(p, _STR) if isinstance(p, str) else p for p in merged]
+    return pc.binary_join_element_wise(*args, pa.scalar("", _STR))
+
+
 class _Notes:
     """Reason codes and texts per row, added rule by rule; a text is formatted only where its rule applies.
 
     Templates are str.format strings over per-row arrays and scalars; the spec "money" prints whole amounts
-    without decimals and others to the cent, with thousands separators.
+    without decimals and others to the cent, with thousands separators. Why not one str.format per row: rows
+    share few distinct figures, so each field is formatted once per distinct value and Arrow joins the pieces.
     """
 
     def __init__(self, n: int) -> None:
-        self.codes = np.full(n, "", dtype=object)
-        self.texts = np.full(n, "", dtype=object)
+        self.n = n
+        self.noted = np.zeros(n, dtype=bool)  # rows with at least one note
+        self._rows: list[np.ndarray] = []
+        self._codes: list[str] = []
+        self._texts: list[pa.Array] = []
 
     def add(self, mask: np.ndarray, code: str, template: str, **values: object) -> None:
-        idx = np.flatnonzero(mask)
-        if not len(idx):
+        rows = np.flatnonzero(mask)
+        if not len(rows):
             return
-        scalars = {k: v for k, v in values.items() if not isinstance(v, np.ndarray)}
-        columns: dict[str, list] = {}
-        for _, name, spec, _ in string.Formatter().parse(template):
-            key = name or ""
-            value = values.get(key)
-            if isinstance(value, np.ndarray):
-                columns[key] = [_money(x) for x in value[idx]] if spec == "money" else value[idx].tolist()
-            elif spec == "money":
-                scalars[key] = _money(value)  # type: ignore[arg-type]
-        plain = re.sub(r"\{(\w+):money\}", r"{\1}", template)
-        rows = zip(*columns.values(), strict=True) if columns else [()] * len(idx)
-        texts = [plain.format(**scalars, **dict(zip(columns, row, strict=True))) for row in rows]
-        text_arr = np.asarray(texts, dtype=object)
-        self.codes[idx] = np.where(self.codes[idx] == "", code, self.codes[idx] + ";" + code)
-        self.texts[idx] = np.where(self.texts[idx] == "", text_arr, self.texts[idx] + "; " + text_arr)
+        self.noted[rows] = True
+        self._rows.append(rows)
+        self._codes.append(code)
+        self._texts.append(_fill(template, rows, values))
+
+    def joined(self) -> tuple[pa.Array, pa.Array]:
+        """Per row, its codes joined by ";" and its texts by "; ", in the order they were added ("" for none)."""
+        rows = np.concatenate([np.zeros(0, dtype=np.intp), *self._rows])
+        rule = np.repeat(np.arange(len(self._rows)), [len(r) for r in self._rows])
+        order = pa.array(np.argsort(rows, kind="stable"))
+        offsets = pa.array(np.r_[0, np.cumsum(np.bincount(rows, minlength=self.n))].astype(np.int64))
+        codes = _strings(self._codes).take(pa.array(rule)).take(order)
+        texts = pa.concat_arrays([_strings([]), *self._texts]).take(order)
+        return (
+            pc.binary_join(pa.LargeListArray.from_arrays(offsets, codes), pa.scalar(";", _STR)),
+            pc.binary_join(pa.LargeListArray.from_arrays(offsets, texts), pa.scalar("; ", _STR)),
+        )
 
 
 def _decline_notes(notes: _Notes, declined: np.ndarray, r: _Rows, res: dict, product: Product, values: dict) -> None:
@@ -326,16 +410,16 @@ def _decline_notes(notes: _Notes, declined: np.ndarray, r: _Rows, res: dict, pro
     ]  # fmt: skip
     for mask, code, template in rules:
         notes.add(declined & mask, code, template, pti=pti, left=left, term=res["smallest_term"], **values)
-    notes.add(declined & (notes.codes == ""), "NO_OFFER", "no offer passes the lending rules")
+    notes.add(declined & ~notes.noted, "NO_OFFER", "no offer passes the lending rules")
 
 
 def _counter_notes(notes: _Notes, offered: np.ndarray, r: _Rows, res: dict, product: Product, values: dict) -> None:
     """Why the offer differs from the request; an offer equal to it is "approved as requested"."""
     amount, term, asked, used = res["offer_amount"], res["offer_term_months"], res["asked_term"], res["term_used"]
     cap_binds = (r.cap < r.a_req) & (amount >= _floor_step(r.cap, product.amount_step) - 1e-9)
-    why = np.where(cap_binds, r.cap_code, r.binding)
+    why = np.where(cap_binds, r.cap_why, np.where(r.pti_binds, len(_CAP_WHY), len(_CAP_WHY) + 1))
     texts = {code: text.format(**values) for code, text in _BECAUSE.items()}
-    because = pd.Series(why, dtype=object).map(texts).to_numpy(dtype=object)
+    because = np.array([texts.get(code, np.nan) for code in (*_CAP_WHY, "PTI", "RESIDUAL")], dtype=object)[why]
     rules = [
         (~np.isnan(asked) & (asked != used), "TERM_NOT_OFFERED",
          "a term of {asked:.0f} months is not offered; the nearest is {used:.0f} months"),
@@ -350,7 +434,7 @@ def _counter_notes(notes: _Notes, offered: np.ndarray, r: _Rows, res: dict, prod
     for mask, code, template in rules:
         notes.add(offered & mask, code, template, asked=asked, used=used, term=term, amount=amount,
                   because=because, **values)  # fmt: skip
-    notes.add(offered & (notes.codes == ""), "AS_REQUESTED", "approved as requested")
+    notes.add(offered & ~notes.noted, "AS_REQUESTED", "approved as requested")
 
 
 _BECAUSE = {
@@ -370,7 +454,7 @@ def _outcome(
     offered = res["offered"]
     same_amount = r.missing | (res["offer_amount"] >= r.a_req)  # above the request only where allowed
     same_term = np.isnan(res["asked_term"]) | (res["offer_term_months"] == res["asked_term"])
-    kind = np.where(offered, np.where(same_amount & same_term, APPROVE, COUNTER), DECLINE).astype(object)
+    kind = np.where(offered, np.where(same_amount & same_term, 0, 1), 2)  # an index into _KINDS
     notes = _Notes(len(offered))
     values = {"s": cfg.search, "pd": inp.pd, "a_req": r.a_req, "limit": inp.limit_cap,
               "min": product.min_amount, "cut": "" if pd_cutoff is None else f" {pd_cutoff:.3f}"}  # fmt: skip
@@ -381,33 +465,73 @@ def _outcome(
 
 def search_offers(inp: OfferInputs, cfg: ProductsConfig, pd_cutoff: float | None = None) -> pd.DataFrame:
     """One offer per applicant, in input order, with the columns of OFFER_COLUMNS."""
+    return offer_frame(inp.product, offer_parts(inp, cfg, pd_cutoff))
+
+
+Part = tuple[np.ndarray, dict[str, Any]]  # row positions, and their columns: numbers and Arrow strings
+
+
+def offer_parts(inp: OfferInputs, cfg: ProductsConfig, pd_cutoff: float | None = None) -> list[Part]:
+    """The offers of `search_offers` as one part per product, for `offer_frame`."""
     if (inp.pd_pass is None) == (pd_cutoff is None):
         raise ValueError("give exactly one of inputs.pd_pass or pd_cutoff")
-    n = len(inp.pd)
     pd_ok = np.asarray(inp.pd_pass, bool) if inp.pd_pass is not None else np.asarray(inp.pd <= pd_cutoff)
-    out: dict[str, np.ndarray] = {c: np.full(n, np.nan) for c in _NUMERIC}
-    for c in ("offer_type", "offer_codes", "offer_reasons"):
-        out[c] = np.full(n, "", dtype=object)
-    out["product"] = np.asarray(inp.product, dtype=object)
-    for name in pd.unique(out["product"]):
-        mask = out["product"] == name
+    products = np.asarray(inp.product, dtype=object)
+    parts: list[Part] = []
+    for name in pd.unique(products):
+        mask = products == name
+        rows = np.flatnonzero(mask)
         product = cfg.products.get(name)
         if product is None:
-            out["offer_type"][mask], out["offer_codes"][mask] = DECLINE, "UNKNOWN_PRODUCT"
-            out["offer_reasons"][mask] = f"product {name!r} is not offered"
+            parts.append((rows, declined_part(np.zeros(len(rows), dtype=np.intp), ["UNKNOWN_PRODUCT"],
+                                              [f"product {name!r} is not offered"])))  # fmt: skip
             continue
         sub = inp.take(mask)
         if sub.grade_index.size and (sub.grade_index.min() < 0 or sub.grade_index.max() >= len(product.apr_by_grade)):
             raise ValueError(f"grade index outside the {len(product.apr_by_grade)} rates of product {name!r}")
-        r = _rows(sub, product, cfg, pd_ok[mask])
-        res = (_instalment if product.kind == "instalment" else _revolving)(sub, r, product, cfg)
-        kind, notes = _outcome(sub, r, res, product, cfg, pd_cutoff)
-        offered = res["offered"]
-        res["interest_rate"] = np.where(offered, r.rate, np.nan)
-        res["late_payment_cost"] = pricing.late_payment_cost(
-            res["monthly_payment"], r.rate, product.late_fee, product.penalty_apr_margin
-        )
-        for c in _NUMERIC:
-            out[c][mask] = np.where(offered, res[c], np.nan)
-        out["offer_type"][mask], out["offer_codes"][mask], out["offer_reasons"][mask] = kind, notes.codes, notes.texts
-    return pd.DataFrame(out)[OFFER_COLUMNS]
+        parts.append((rows, _product_offers(sub, product, cfg, pd_ok[mask], pd_cutoff)))
+    return parts
+
+
+def _product_offers(
+    sub: OfferInputs, product: Product, cfg: ProductsConfig, pd_ok: np.ndarray, pd_cutoff: float | None
+) -> dict[str, Any]:
+    r = _rows(sub, product, cfg, pd_ok)
+    res = (_instalment if product.kind == "instalment" else _revolving)(sub, r, product, cfg)
+    kind, notes = _outcome(sub, r, res, product, cfg, pd_cutoff)
+    offered = res["offered"]
+    res["interest_rate"] = np.where(offered, r.rate, np.nan)
+    res["late_payment_cost"] = pricing.late_payment_cost(
+        res["monthly_payment"], r.rate, product.late_fee, product.penalty_apr_margin
+    )
+    columns: dict[str, Any] = {c: np.where(offered, res[c], np.nan) for c in _NUMERIC}
+    columns["offer_codes"], columns["offer_reasons"] = notes.joined()
+    columns["offer_type"] = _strings(_KINDS).take(pa.array(kind))
+    return columns
+
+
+def declined_part(index: np.ndarray, codes: Sequence[object], reasons: Sequence[object]) -> dict[str, Any]:
+    """Columns of rows declined without a search: no figures, codes[index] and reasons[index]."""
+    columns: dict[str, Any] = {c: np.full(len(index), np.nan) for c in _NUMERIC}
+    columns["offer_type"] = _strings([DECLINE]).take(pa.array(np.zeros(len(index), dtype=np.intp)))
+    columns["offer_codes"] = _strings(codes).take(pa.array(index))
+    columns["offer_reasons"] = _strings(reasons).take(pa.array(index))
+    return columns
+
+
+def offer_frame(product: np.ndarray, parts: list[Part]) -> pd.DataFrame:
+    """The frame of OFFER_COLUMNS: the product per row, and parts that cover rows at most once; a row no part
+    covers has no figures and empty texts. Built once, from numpy and Arrow columns: no Python object per row."""
+    n, covered = len(product), sum(len(rows) for rows, _ in parts)
+    source = np.full(n, covered)  # where each row's texts are in the parts' texts; past their end: ""
+    if parts:
+        source[np.concatenate([rows for rows, _ in parts])] = np.arange(covered)
+    frame: dict[str, Any] = {"product": np.asarray(product, dtype=object)}
+    for c in _NUMERIC:
+        frame[c] = np.full(n, np.nan)
+        for rows, columns in parts:
+            frame[c][rows] = columns[c]
+    for c in _TEXT:
+        texts = pa.concat_arrays([*(columns[c] for _, columns in parts), _strings([""])])
+        frame[c] = _text(texts.take(pa.array(source)))
+    return pd.DataFrame(frame, columns=OFFER_COLUMNS)

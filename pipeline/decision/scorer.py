@@ -311,6 +311,8 @@ class Scorer:
         Declines that no product can change (residual income, a recent 90+ days delinquency,
         unknown income under `unknown_income: decline`) keep the policy's codes and words.
         """
+        from pipeline.decision.offers import text_labels
+
         assert self.products is not None
         living = np.broadcast_to(np.asarray(living_cost(valid, self.features_cfg), dtype=float), (len(valid),))
         inputs = offer_inputs_from_frame(
@@ -318,35 +320,33 @@ class Scorer:
         )
         hard = decisions["hard_decline"].to_numpy(dtype=bool)
         if hard.any():  # no offer can change a hard decline: search only the others
-            offers = self._offers_and_hard_declines(inputs, hard, decisions["decision_reasons"].to_numpy(dtype=object))
+            offers = self._offers_and_hard_declines(inputs, hard, decisions["decision_reasons"])
         else:
             offers = search_offers(inputs, self.products, pd_cutoff=self.policy.pd_cutoff)
-        approved = offers["offer_type"].to_numpy() != "decline"
-        offers["decision"] = np.where(approved, "approve", "decline").astype(object)
+        approved = (offers["offer_type"] != "decline").to_numpy(dtype=bool)
+        offers["decision"] = text_labels(("decline", "approve"), approved.astype(np.intp))
         offers["credit_limit"] = np.where(approved, offers["offer_amount"].to_numpy(dtype=float), 0.0)
-        offers["decision_reasons"] = offers["offer_codes"].to_numpy(dtype=object)
+        offers["decision_reasons"] = offers["offer_codes"]
         return offers
 
-    def _offers_and_hard_declines(self, inputs, hard: np.ndarray, codes: np.ndarray) -> pd.DataFrame:
+    def _offers_and_hard_declines(self, inputs, hard: np.ndarray, codes: pd.Series) -> pd.DataFrame:
         """Offers searched for the rows not hard-declined; hard declines keep their product and the policy's
-        codes and words, with no figures. Built column by column in numpy, one frame at the end (cheap)."""
+        codes and words, with no figures. Words are made once per distinct set of codes, and the frame once
+        from numpy and Arrow columns (no Python string per row: this step runs on every batch)."""
+        from pipeline.decision.offers import declined_part, offer_frame, offer_parts
+
         assert self.products is not None
-        n = len(hard)
-        cols = {c: np.full(n, np.nan) for c in OFFER_COLUMNS}
-        for c in TEXT_OFFER_COLUMNS:
-            cols[c] = np.full(n, "", dtype=object)
-        cols["product"] = np.asarray(inputs.product, dtype=object).copy()
-        rows = np.flatnonzero(~hard)
-        if len(rows):
-            found = search_offers(inputs.take(~hard), self.products, pd_cutoff=self.policy.pd_cutoff)
-            for c in OFFER_COLUMNS:
-                cols[c][rows] = found[c].to_numpy()
-        cols["offer_type"][hard] = "decline"
-        cols["offer_codes"][hard] = codes[hard]
-        cols["offer_reasons"][hard] = [
-            "; ".join(REASONS[c].lower() for c in str(row).split(";") if c in REASONS) for row in codes[hard]
-        ]
-        return pd.DataFrame(cols)[list(OFFER_COLUMNS)]
+        searched = np.flatnonzero(~hard)
+        parts = []
+        if len(searched):
+            found = offer_parts(inputs.take(~hard), self.products, pd_cutoff=self.policy.pd_cutoff)
+            parts = [(searched[rows], columns) for rows, columns in found]
+        held = np.flatnonzero(hard)
+        if len(held):
+            index, sets = pd.factorize(codes.iloc[held], use_na_sentinel=False)
+            words = ["; ".join(REASONS[c].lower() for c in str(s).split(";") if c in REASONS) for s in sets]
+            parts.append((held, declined_part(index, list(sets), words)))
+        return offer_frame(inputs.product, parts)
 
     def _policy_inputs(self, valid, pd_, grade_idx, estimate) -> PolicyInputs:
         n = len(valid)
