@@ -78,7 +78,9 @@ def cmd_score(args):
     progress = None if not args.no_progress else False
     model = args.model or f"models:/{cfg.registry.model_name}@champion"
     output = Path(args.output or Paths(cfg.run_dir).scores)
-    summary = score_file(model, args.input or Paths(cfg.run_dir).ingested, output, cfg, args.chunk_rows, progress)
+    summary = score_file(
+        model, args.input or Paths(cfg.run_dir).ingested, output, cfg, args.chunk_rows, progress, workers=args.workers
+    )
     if args.statements:
         from pipeline.batch.job import load_scorer
         from pipeline.batch.statements import write_batch_statements
@@ -254,6 +256,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", default=None, help="Parquet output path; rejects and summary are written beside it")
     p.add_argument("--config", default=None, help="config whose source mapping, budget and tracking to use")
     p.add_argument("--chunk-rows", type=int, default=None, help="rows per chunk (default from config)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="processes that validate and score chunks (default: scoring.workers; 0: one per core; "
+        "1: this process only)",
+    )
     p.add_argument("--no-progress", action="store_true", help="never show a progress bar")
     p.add_argument(
         "--statements", default=None, metavar="DIR", help="also write each applicant's statement (JSON and HTML) here"

@@ -450,6 +450,12 @@ class ScoringConfig(Strict):
     )
     psi_warn: float = 0.1
     psi_alert: float = 0.25
+    workers: int | None = Field(
+        None,
+        ge=0,
+        description="processes that validate and score the batch job's chunks: none or 0, one per core this "
+        "process may use (its CPU affinity); 1: the job's own process only",
+    )
 
 
 class ComputeConfig(Strict):

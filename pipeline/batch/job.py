@@ -5,28 +5,36 @@ Reads in chunks, validates each chunk (bad rows, malformed lines included, go to
 `<stem>.summary.json` (rows_in = rows_scored + rows_rejected, drift against the training
 reference, timings) to temporary files published together at the end, so the three are
 always from one run. Memory is bounded by the chunk size, not the file size.
+
+With `workers` > 1 (default: one per core) the chunks are validated and scored in worker
+processes (`pipeline.batch.workers`) and this process reads, checks repeated ids and writes, in
+input order: the same files, byte for byte, as one process writes (docs/operations.md).
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
+import pickle
 import queue
 import sys
 import threading
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from contextlib import ExitStack, closing
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.batch import tallies
-from pipeline.batch.tallies import Tally, reject_repeated_ids
+from pipeline.batch.tallies import SeenIds, Tally, reject_rows, valid_ids
+from pipeline.batch.workers import WorkerPool, resolve_workers
 from pipeline.config import Config, FileSource
 from pipeline.data.io import (
     atomic_write_text,
@@ -41,7 +49,7 @@ from pipeline.data.io import (
     storage_errors,
     temp_path,
 )
-from pipeline.data.validate import REJECT_COLUMNS
+from pipeline.data.validate import REJECT_COLUMNS, ValidationResult
 from pipeline.decision.scorer import Scorer
 from pipeline.errors import ConfigError, DataContractError, ModelNotFoundError, PipelineError, RejectionBudgetExceeded
 
@@ -105,25 +113,122 @@ def _progress(enabled: bool):
     )
 
 
-def _prepared(input_path: Path, chunk_rows: int, source: FileSource | None, scorer: Scorer, tally: Tally):
-    """Read, map, validate and build the feature matrix of each chunk, in order (the producer side)."""
+@dataclass
+class ChunkTask:
+    """One chunk as read, and what scoring it needs besides the scorer; it travels to a worker as is."""
+
+    index: int
+    offset: int  # data rows before this chunk: row numbers are offset + 1 ..
+    frame: pd.DataFrame
+    source: FileSource | None  # the mapping to apply, or None (contract columns)
+    origin: str  # the input's path, for messages
+    drop: np.ndarray | None = None  # row numbers whose ids an earlier chunk had: rejected as repeated (a rerun)
+
+
+@dataclass
+class Prepared:
+    """A chunk validated, its repeated ids rejected, its feature matrix built: ready to score."""
+
+    index: int
+    checked: ValidationResult
+    X: np.ndarray | None
+    ids: pa.Array  # the ids of checked.valid, in its order, and their hashes
+    hashes: np.ndarray
+    seconds: float
+
+
+@dataclass
+class ChunkResult:
+    """One chunk scored: the Arrow tables to append and its counts. Made the same way in any process."""
+
+    index: int
+    scores: pa.Table | None
+    rejects: pa.Table | None
+    ids: pa.Array
+    hashes: np.ndarray
+    tally: Tally = field(default_factory=Tally.counts_only)
+
+
+def _tasks(input_path: Path, chunk_rows: int, source: FileSource | None, scorer: Scorer, tally: Tally):
+    """The chunks of the input in order, counted in `tally.rows_in` as they are read."""
     t = time.perf_counter()
-    for chunk in read_chunks(input_path, chunk_rows, source):
+    for index, chunk in enumerate(read_chunks(input_path, chunk_rows, source)):
         tally.seconds["read"] += time.perf_counter() - t
         offset = tally.rows_in
         tally.rows_in += len(chunk)
         if offset == 0 and source is not None and set(scorer.required_columns) <= set(chunk.columns):
             log.info("%s is already in contract columns: the source mapping is not applied", input_path)
             source = None
-        if source is not None:
-            chunk = map_source(chunk, source, str(input_path), optional=TARGETS, row_offset=offset)
+        yield ChunkTask(index, offset, chunk, source, str(input_path))
         t = time.perf_counter()
-        checked = scorer.validate(chunk, str(input_path), row_offset=offset, allow_all_rejected=True)
-        checked, tally.seen_ids = reject_repeated_ids(checked, tally.seen_ids)
-        X = scorer.matrix(checked.valid) if checked.rows_valid else None
-        tally.seconds["validate"] += time.perf_counter() - t
-        yield len(chunk), checked, X
-        t = time.perf_counter()
+
+
+def prepare(scorer: Scorer, task: ChunkTask, seen: SeenIds | None = None) -> Prepared:
+    """Map, validate, reject repeated ids (those in `seen`, which learns the rest, or `task.drop`), build X."""
+    t = time.perf_counter()
+    chunk = task.frame
+    if task.source is not None:
+        chunk = map_source(chunk, task.source, task.origin, optional=TARGETS, row_offset=task.offset)
+    checked = scorer.validate(chunk, task.origin, row_offset=task.offset, allow_all_rejected=True)
+    ids, hashes = valid_ids(checked.valid)
+    if seen is not None:
+        repeated = seen.repeated(ids, hashes)
+    elif task.drop is not None:
+        repeated = np.isin(checked.valid["row_number"].to_numpy(), task.drop)
+    else:
+        repeated = np.zeros(len(ids), dtype=bool)
+    if repeated.any():
+        checked = reject_rows(checked, repeated)
+        ids, hashes = ids.filter(pa.array(~repeated)), hashes[~repeated]
+    if seen is not None:
+        seen.add(ids, hashes)
+    X = scorer.matrix(checked.valid) if checked.rows_valid else None
+    return Prepared(task.index, checked, X, ids, hashes, time.perf_counter() - t)
+
+
+def score_prepared(scorer: Scorer, prepared: Prepared) -> ChunkResult:
+    """Score the valid rows, count them, and turn scores and rejects into the tables the output appends."""
+    t = time.perf_counter()
+    checked, X = prepared.checked, prepared.X
+    tally = Tally.counts_only()
+    tally.seconds["validate"] = prepared.seconds
+    scores = rejects = None
+    if X is not None:
+        scored = scorer.score_valid(checked.valid, X)
+        scored.insert(0, "row_number", checked.valid["row_number"].to_numpy())
+        tally.add_scored(scored, X, scorer)
+        tally.rows_scored = len(scored)
+        scores = pa.Table.from_pandas(scored, preserve_index=False)
+    if len(checked.rejects):
+        rejects = _rejects_table(checked.rejects)
+        tally.add_rejected(checked)
+    tally.seconds["score"] = time.perf_counter() - t
+    return ChunkResult(prepared.index, scores, rejects, prepared.ids, prepared.hashes, tally)
+
+
+def score_task(scorer: Scorer, task: ChunkTask) -> ChunkResult:
+    """What a worker does with a chunk: everything but the repeated-id check against earlier chunks."""
+    return score_prepared(scorer, prepare(scorer, task))
+
+
+def worker_scorer(payload: bytes) -> Scorer:
+    """A worker's scorer, from the pickled one: forests linked now, the compiled ones on one thread."""
+    scorer = pickle.loads(payload)
+    for model in (scorer.pd_model, scorer.limit_model):
+        if model is not None:
+            engine = model.engine(scorer.compiled)
+            if hasattr(engine, "threads"):  # the compiled forest's row-chunk thread pool
+                engine.threads = 1
+    return scorer
+
+
+# Modules the fork server imports once, so a worker starts with them loaded.
+WORKER_PRELOAD = (
+    "pipeline.batch.job",
+    "pipeline.decision.compiled",
+    "pipeline.decision.forest",
+    "pipeline.decision.treeshap",
+)
 
 
 def prefetch(items: Iterator, depth: int = 1) -> Generator:
@@ -227,39 +332,138 @@ def _fsync_folder(folder: Path) -> None:
         os.close(fd)
 
 
-def _stream(scorer: Scorer, chunks: Generator, temps: Outputs, tally: Tally, bar) -> None:
-    """Score each prepared chunk and append it to the temporary scores and rejects files."""
-    with ExitStack() as stack:
-        writer = rej_writer = None
-        task = None
+class _Output:
+    """Appends chunk results, in order, to the temporary scores and rejects files, and tallies them."""
+
+    def __init__(self, stack: ExitStack, temps: Outputs, tally: Tally, bar) -> None:
+        self.stack, self.temps, self.tally, self.bar = stack, temps, tally, bar
+        self.writer: pq.ParquetWriter | None = None
+        self.rej_writer: pq.ParquetWriter | None = None
+        self.task = None
         if bar is not None:
             stack.enter_context(bar)
-            task = bar.add_task("score", total=None)
-        chunks = stack.enter_context(closing(chunks))
-        for n_rows, checked, X in chunks:
-            t = time.perf_counter()
-            scored = None
-            if checked.rows_valid:
-                scored = scorer.score_valid(checked.valid, X)
-                scored.insert(0, "row_number", checked.valid["row_number"].to_numpy())
-                tally.add_scored(scored, X, scorer)
-            tally.seconds["score"] += time.perf_counter() - t
-            t = time.perf_counter()
-            if scored is not None:
-                table = pa.Table.from_pandas(scored, preserve_index=False)
-                if writer is None:
-                    writer = stack.enter_context(pq.ParquetWriter(temps.scores, table.schema))
-                writer.write_table(table.cast(writer.schema))
-                tally.rows_scored += len(scored)
-            if len(checked.rejects):
-                table = _rejects_table(checked.rejects)
-                if rej_writer is None:
-                    rej_writer = stack.enter_context(pq.ParquetWriter(temps.rejects, table.schema))
-                rej_writer.write_table(table)
-                tally.add_rejected(checked)
-            tally.seconds["write"] += time.perf_counter() - t
-            if bar is not None:
-                bar.update(task, advance=n_rows)
+            self.task = bar.add_task("score", total=None)
+
+    def append(self, result: ChunkResult, n_rows: int) -> None:
+        t = time.perf_counter()
+        if result.scores is not None:
+            table = result.scores
+            if self.writer is None:
+                self.writer = self.stack.enter_context(pq.ParquetWriter(self.temps.scores, table.schema))
+            self.writer.write_table(table.cast(self.writer.schema))
+            self.tally.add_values({key: table.column(key).to_numpy() for key in self.tally.values})
+        if result.rejects is not None:
+            if self.rej_writer is None:
+                self.rej_writer = self.stack.enter_context(pq.ParquetWriter(self.temps.rejects, result.rejects.schema))
+            self.rej_writer.write_table(result.rejects)
+        self.tally.merge(result.tally)
+        self.tally.seconds["write"] += time.perf_counter() - t
+        if self.bar is not None:
+            self.bar.update(self.task, advance=n_rows)
+
+
+# One process: read and validate the next chunk in a thread while this one scores (see `prefetch`).
+PREFETCH_IN_PROCESS = True
+
+
+def _score_here(scorer: Scorer, tasks: Iterator[ChunkTask], out: _Output) -> None:
+    """Every chunk in this process: repeated ids checked as each chunk is prepared, in order."""
+    seen = SeenIds()
+    sizes: dict[int, int] = {}
+
+    def prepared():
+        for task in tasks:
+            sizes[task.index] = len(task.frame)
+            yield prepare(scorer, task, seen)
+
+    chunks = prefetch(prepared()) if PREFETCH_IN_PROCESS else prepared()
+    with closing(chunks):
+        for item in chunks:
+            out.append(score_prepared(scorer, item), sizes.pop(item.index))
+
+
+def _score_in_workers(scorer: Scorer, tasks: Iterator[ChunkTask], n: int, out: _Output) -> None:
+    """Chunks scored by `n` worker processes, appended here in input order.
+
+    A worker checks no ids against earlier chunks (it has not seen them); this process does, when
+    a chunk's turn comes. If some of its ids were seen before, the chunk goes back to a worker with
+    those rows to reject (`drop`) and is scored again: what one process does, at the cost of
+    scoring such a chunk twice. A read error is raised after the chunks before it, as in one process.
+    """
+    seen = SeenIds()
+    in_flight: dict[int, ChunkTask] = {}
+    done: dict[int, object] = {}
+    read_error: Exception | None = None
+    exhausted, turn = False, 0
+    with WorkerPool(n, worker_scorer, preload=WORKER_PRELOAD) as pool:
+        pool.setup(pickle.dumps(scorer, protocol=5))
+        while True:
+            while not exhausted and len(in_flight) < pool.capacity:
+                try:
+                    task = next(tasks)
+                except StopIteration:
+                    exhausted = True
+                    break
+                except Exception as err:  # noqa: BLE001 - raised in order, after the chunks read before it
+                    read_error, exhausted = err, True
+                    break
+                in_flight[task.index] = task
+                pool.submit(task.index, score_task, task)
+            if turn not in in_flight:
+                break
+            while turn not in done:
+                key, outcome = pool.get()
+                done[key] = outcome
+            result: ChunkResult = done.pop(turn).result()  # type: ignore[attr-defined]
+            repeated = seen.repeated(result.ids, result.hashes)
+            if repeated.any():
+                rows = result.scores.column("row_number").to_numpy()[repeated]  # type: ignore[union-attr]
+                pool.submit(turn, score_task, replace(in_flight[turn], drop=rows))
+                continue
+            seen.add(result.ids, result.hashes)
+            out.append(result, len(in_flight.pop(turn).frame))
+            turn += 1
+    if read_error is not None:
+        raise read_error
+
+
+def _peek(items: Iterator, n: int) -> tuple[int, Iterator]:
+    """How many of the first `n` items there are (up to n), and an iterator over all of them again.
+
+    An error while peeking is raised where that item would have been, after the ones before it.
+    """
+    head: list = []
+    failure: Exception | None = None
+    try:
+        for _ in range(n):
+            head.append(next(items))
+    except StopIteration:
+        return len(head), iter(head)
+    except Exception as err:  # noqa: BLE001 - re-raised in its place
+        failure = err
+    if failure is None:
+        return len(head), itertools.chain(head, items)
+    return len(head), itertools.chain(head, _raising(failure))
+
+
+def _raising(err: Exception) -> Iterator:
+    raise err
+    yield  # pragma: no cover - makes this a generator
+
+
+def _stream(scorer: Scorer, tasks: Iterable[ChunkTask], workers: int, temps: Outputs, tally: Tally, bar) -> int:
+    """Score every chunk, in worker processes when there are several workers and chunks; returns the workers used."""
+    with ExitStack() as stack:
+        out = _Output(stack, temps, tally, bar)
+        chunks = stack.enter_context(closing(iter(tasks)))  # type: ignore[type-var]
+        if workers > 1:
+            count, chunks = _peek(chunks, 2)
+            workers = workers if count > 1 else 1  # one chunk: nothing to share, no process to start
+        if workers > 1:
+            _score_in_workers(scorer, chunks, workers, out)
+        else:
+            _score_here(scorer, chunks, out)
+    return workers
 
 
 def _verdict(tally: Tally, summary: dict, cfg: Config, input_path: Path, rejects_path: Path) -> PipelineError | None:
@@ -293,8 +497,12 @@ def score_file(
     chunk_rows: int | None = None,
     progress: bool | None = None,
     scorer: Scorer | None = None,
+    workers: int | None = None,
 ) -> dict:
     """Score a CSV/Parquet file; returns (and writes) the summary. Raises PipelineError subclasses.
+
+    `workers`: processes that validate and score chunks (default `scoring.workers`; None or 0: one
+    per available core; 1: this process only). The outputs do not depend on it.
 
     Scores, rejects and summary are written to temporary names and published together at
     the end: a run that fails leaves the previous set as it was, except a run whose rows
@@ -304,6 +512,7 @@ def score_file(
     input_path, output_path = Path(input_path), Path(output_path)
     cfg = config or Config()
     chunk_rows = check_chunk_rows(chunk_rows, cfg.scoring.chunk_rows)
+    n_workers = resolve_workers(cfg.scoring.workers if workers is None else workers)
     outputs = Outputs.beside(output_path)
     check_output_paths(input_path, outputs)
     source = cfg.source if isinstance(cfg.source, FileSource) and (cfg.source.columns or cfg.source.id_column) else None
@@ -316,14 +525,14 @@ def score_file(
     tally = Tally()
     bar = _progress(sys.stderr.isatty() if progress is None else progress)
     try:
-        chunks = prefetch(_prepared(input_path, chunk_rows, source, scorer, tally))
+        tasks = _tasks(input_path, chunk_rows, source, scorer, tally)
         with storage_errors(output_path):
-            _stream(scorer, chunks, temps, tally, bar)
+            used = _stream(scorer, tasks, n_workers, temps, tally, bar)
         if tally.rows_in == 0:
             raise DataContractError(f"{input_path}: no data rows (the input is empty or has only a header)")
         summary = tallies.summary(tally, scorer, model_uri, input_path, output_path, outputs.rejects, started, cfg)
         failure = _verdict(tally, summary, cfg, input_path, outputs.rejects)
-        summary.update(status=_status(failure), scores_published=failure is None)
+        summary.update(status=_status(failure), scores_published=failure is None, workers=used)
         with storage_errors(output_path):
             _write_empty_rejects(temps.rejects)
             atomic_write_text(json.dumps(summary, indent=2), temps.summary)

@@ -1,0 +1,419 @@
+"""The batch job in worker processes: the same files as one process, failures that publish nothing,
+the exact repeated-id check across chunks and the mergeable drift counts behind it."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from helpers import examples
+from pipeline.batch import job
+from pipeline.batch.job import score_file
+from pipeline.batch.tallies import SeenIds, Tally, id_array, id_hashes
+from pipeline.batch.workers import RemoteTraceback, WorkerLost, resolve_workers
+from pipeline.decision.scorer import Scorer
+from pipeline.errors import ConfigError, DataContractError, RejectionBudgetExceeded
+from pipeline.evaluation.stability import _edges, bin_counts, bin_counts_columns, bin_shares
+
+TIMING = {"seconds", "rows_per_second", "output", "rejects", "workers"}  # what may differ between runs
+OUTPUTS = ("out.parquet", "out.rejects.parquet", "out.summary.json")
+
+
+@pytest.fixture(scope="module")
+def base(trained) -> pd.DataFrame:
+    _, valid, _ = trained
+    return valid.drop(columns=["row_number", "defaulted", "granted_limit"]).head(1000).reset_index(drop=True)
+
+
+def messy(base: pd.DataFrame) -> pd.DataFrame:
+    """Bad values, ids repeated within a chunk and across chunks (chunks of 91 rows: 11 of them)."""
+    rows = base.astype({"age": object, "housing": object}).copy()
+    rows.loc[5, "age"] = "forty"  # chunk 0
+    rows.loc[300, "housing"] = "castle"  # chunk 3
+    rows.loc[650, "applicant_id"] = rows.loc[200, "applicant_id"]  # chunk 7 repeats an id of chunk 2
+    rows.loc[990, "applicant_id"] = rows.loc[3, "applicant_id"]  # chunk 10 repeats an id of chunk 0
+    rows.loc[401, "applicant_id"] = rows.loc[400, "applicant_id"]  # twice within chunk 4: both rejected
+    rows.loc[995, "applicant_id"] = rows.loc[5, "applicant_id"]  # the first copy was rejected (bad age): scored
+    return rows
+
+
+def write(rows: pd.DataFrame, path: Path, fmt: str, malformed: bool = False) -> Path:
+    if fmt == "parquet":
+        rows.astype({"age": "string", "housing": "string"}).to_parquet(path)
+        return path
+    lines = rows.to_csv(index=False).splitlines()
+    if malformed:
+        lines[101] = lines[101] + ",EXTRA"  # data row 101 (chunk 1): a field too many
+        lines[777] = lines[777].replace(",", ',"', 1)  # data row 777 (chunk 8): an unclosed quote
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def run(trained, inp: Path, folder: Path, workers: int, **kw) -> dict:
+    cfg, _, result = trained
+    folder.mkdir(exist_ok=True)
+    return score_file(
+        "local", inp, folder / "out.parquet", cfg, scorer=result.scorer, progress=False, workers=workers, **kw
+    )
+
+
+def files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def same_summary(a: dict, b: dict) -> None:
+    assert {k: v for k, v in a.items() if k not in TIMING} == {k: v for k, v in b.items() if k not in TIMING}
+
+
+def worker_processes() -> list:
+    return [p for p in multiprocessing.active_children() if p.name.startswith("score-worker")]
+
+
+# ------------------------------------------------------------------ same files as one process
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_workers_write_the_same_files_as_one_process(trained, base, tmp_path, fmt):
+    inp = write(messy(base), tmp_path / f"in.{fmt}", fmt, malformed=fmt == "csv")
+    runs = {n: run(trained, inp, tmp_path / f"w{n}", n, chunk_rows=91) for n in (1, 2, 3)}
+    assert [runs[n]["workers"] for n in (1, 2, 3)] == [1, 2, 3]
+    one = files(tmp_path / "w1")
+    scores_one = one.pop("out.parquet")
+    summary_one = json.loads(one.pop("out.summary.json"))
+    for n in (2, 3):
+        other = files(tmp_path / f"w{n}")
+        assert other.pop("out.parquet") == scores_one, f"scores differ with {n} workers"
+        same_summary(json.loads(other.pop("out.summary.json")), summary_one)
+        assert other == one, f"rejects differ with {n} workers"
+        same_summary(runs[n], runs[1])
+
+    summary = runs[1]
+    assert summary["rows_in"] == 1000 == summary["rows_scored"] + summary["rows_rejected"]
+    rejects = pd.read_parquet(tmp_path / "w1" / "out.rejects.parquet")
+    unique = rejects[rejects["rule"] == "unique"]["row_number"].tolist()
+    assert unique == [401, 402, 651, 991]  # within chunk 4 both copies; the later copy across chunks
+    scored = pd.read_parquet(tmp_path / "w1" / "out.parquet")["row_number"].to_numpy()
+    assert {201, 4, 996} <= set(scored)  # first copies scored, and the copy of a rejected row's id
+    assert list(scored) == sorted(scored)
+    bad = [6, 301] + ([101, 777] if fmt == "csv" else [])
+    assert set(bad) <= set(rejects["row_number"]) and not set(bad) & set(scored)
+    assert summary["rows_rejected"] == len(unique) + len(bad)
+
+
+def test_a_repeated_id_in_every_chunk_is_rejected_as_in_one_process(trained, base, tmp_path):
+    """Chunk after chunk repeats earlier ids: each such chunk goes back to a worker, none may slip through."""
+    rows = base.head(600).copy()
+    rows.loc[100:, "applicant_id"] = rows["applicant_id"].to_numpy()[np.arange(500) % 97]
+    inp = write(rows, tmp_path / "in.parquet", "parquet")
+    cfg, _, result = trained
+    cfg = cfg.model_copy(update={"validation": cfg.validation.model_copy(update={"rejection_budget": 1.0})})
+    one = score_file(
+        "l", inp, tmp_path / "a.parquet", cfg, chunk_rows=50, scorer=result.scorer, progress=False, workers=1
+    )
+    two = score_file(
+        "l", inp, tmp_path / "b.parquet", cfg, chunk_rows=50, scorer=result.scorer, progress=False, workers=2
+    )
+    same_summary(one, two)
+    assert one["rejected_by_rule"] == {"applicant_id: unique": 500} and one["rows_scored"] == 100
+    for name in ("{}.parquet", "{}.rejects.parquet"):
+        assert (tmp_path / name.format("a")).read_bytes() == (tmp_path / name.format("b")).read_bytes()
+
+
+def test_the_budget_and_all_rejected_fail_alike_with_workers(trained, base, tmp_path):
+    over = base.head(400).astype({"age": object}).copy()
+    over.loc[::10, "age"] = "old"  # 10% > the 5% budget, in every chunk
+    inp = write(over, tmp_path / "over.csv", "csv")
+    errors = {}
+    for n in (1, 2):
+        with pytest.raises(RejectionBudgetExceeded) as caught:
+            run(trained, inp, tmp_path / f"over{n}", n, chunk_rows=64)
+        errors[n] = str(caught.value)
+        assert not (tmp_path / f"over{n}" / "out.parquet").exists()
+    assert errors[1].replace("over1", "over2") == errors[2]
+    a, b = files(tmp_path / "over1"), files(tmp_path / "over2")
+    assert a["out.rejects.parquet"] == b["out.rejects.parquet"]
+    same_summary(json.loads(a["out.summary.json"]), json.loads(b["out.summary.json"]))
+    assert json.loads(a["out.summary.json"])["status"] == "rejection_budget_exceeded"
+
+    bad = base.head(300).astype({"age": object}).copy()
+    bad["age"] = "none"
+    inp = write(bad, tmp_path / "bad.parquet", "parquet")
+    for n in (1, 2):
+        with pytest.raises(DataContractError, match="every one of 300 rows was rejected"):
+            run(trained, inp, tmp_path / f"bad{n}", n, chunk_rows=64)
+    a, b = files(tmp_path / "bad1"), files(tmp_path / "bad2")
+    assert set(a) == set(b) == {"out.rejects.parquet", "out.summary.json"}
+    assert a["out.rejects.parquet"] == b["out.rejects.parquet"]
+    assert json.loads(b["out.summary.json"])["status"] == "all_rows_rejected"
+
+
+def test_one_worker_or_one_chunk_starts_no_process(trained, base, tmp_path, monkeypatch):
+    def no_pool(*args, **kwargs):
+        raise AssertionError("a worker pool was started")
+
+    monkeypatch.setattr(job, "WorkerPool", no_pool)
+    inp = write(base.head(300), tmp_path / "in.csv", "csv")
+    assert run(trained, inp, tmp_path / "one", 1, chunk_rows=64)["workers"] == 1
+    assert run(trained, inp, tmp_path / "single", 4, chunk_rows=1000)["workers"] == 1  # one chunk
+    with pytest.raises(AssertionError, match="a worker pool was started"):
+        run(trained, inp, tmp_path / "two", 2, chunk_rows=64)
+
+
+# ------------------------------------------------------------------ failures
+
+
+@dataclass
+class FailingScorer(Scorer):
+    """Fails validation of the chunks starting at the given row offsets (pickled into the workers by reference)."""
+
+    fail_at: tuple = ()
+
+    def validate(self, df, origin, row_offset=0, **kw):
+        if row_offset in self.fail_at:
+            kind = DataContractError if row_offset == self.fail_at[0] else ValueError
+            raise kind(f"chunk at row {row_offset} is broken")
+        return super().validate(df, origin, row_offset=row_offset, **kw)
+
+
+def test_a_worker_exception_is_raised_here_with_its_type_in_input_order(trained, base, tmp_path):
+    cfg, _, result = trained
+    inp = write(base.head(600), tmp_path / "in.csv", "csv")
+    before = run(trained, inp, tmp_path, 1, chunk_rows=600)  # a previous complete set
+    previous = files(tmp_path)
+    fields = {f.name: getattr(result.scorer, f.name) for f in dataclasses.fields(Scorer)}
+    failing = FailingScorer(**fields, fail_at=(320, 448))  # DataContractError in chunk 5; chunk 7's ValueError later
+    raised = {}
+    for n in (1, 2, 3):
+        with pytest.raises(DataContractError, match="chunk at row 320 is broken") as caught:
+            score_file(
+                "local", inp, tmp_path / "out.parquet", cfg, chunk_rows=64, scorer=failing, progress=False, workers=n
+            )
+        raised[n] = caught.value
+        assert files(tmp_path) == previous, "a failed run must leave the previous set as it was"
+    assert isinstance(raised[2].__cause__, RemoteTraceback) and "validate" in str(raised[2].__cause__)
+    assert before["status"] == "scored" and not worker_processes()
+
+
+def test_a_killed_worker_fails_the_job_and_publishes_nothing(trained, base, tmp_path):
+    inp = write(
+        pd.concat([base] * 4, ignore_index=True).assign(applicant_id=lambda d: [f"Q{i}" for i in range(len(d))]),
+        tmp_path / "in.parquet",
+        "parquet",
+    )
+    outcome: dict = {}
+
+    def job_thread():
+        try:
+            outcome["summary"] = run(trained, inp, tmp_path / "out", 2, chunk_rows=40)
+        except BaseException as err:  # noqa: BLE001 - inspected below
+            outcome["error"] = err
+
+    thread = threading.Thread(target=job_thread)
+    thread.start()
+    deadline = time.monotonic() + 120
+    while not list((tmp_path / "out").glob(".out.parquet.tmp-*")):  # the first chunks are written
+        assert time.monotonic() < deadline and thread.is_alive(), outcome
+        time.sleep(0.02)
+    victims = worker_processes()
+    assert len(victims) == 2
+    os.kill(victims[0].pid, signal.SIGKILL)
+    thread.join(120)
+    assert isinstance(outcome.get("error"), WorkerLost), outcome
+    assert "SIGKILL" in str(outcome["error"])
+    assert list((tmp_path / "out").iterdir()) == [], "nothing published, no temporary file left"
+    assert not worker_processes() and not victims[1].is_alive()
+
+
+def test_an_interrupt_here_kills_the_workers_and_publishes_nothing(trained, base, tmp_path, monkeypatch):
+    inp = write(base.head(800), tmp_path / "in.parquet", "parquet")
+    append, calls = job._Output.append, []
+
+    def interrupted(self, result, n_rows):
+        calls.append(worker_processes())
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        append(self, result, n_rows)
+
+    monkeypatch.setattr(job._Output, "append", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run(trained, inp, tmp_path / "out", 2, chunk_rows=50)
+    assert len(calls[-1]) == 2, "the workers were running"
+    assert list((tmp_path / "out").iterdir()) == []
+    assert not worker_processes() and not any(p.is_alive() for p in calls[-1])
+
+
+@pytest.mark.slow
+def test_sigterm_with_workers_exits_143_and_leaves_no_process(model_folder, base, tmp_path):
+    big = pd.concat([base] * 20, ignore_index=True).assign(applicant_id=lambda d: [f"S{i}" for i in range(len(d))])
+    inp = write(big, tmp_path / "in.parquet", "parquet")
+    out = tmp_path / "out.parquet"
+    cmd = [sys.executable, "-m", "pipeline", "score", "--model", str(model_folder), "--input", str(inp)]
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'unused.db'}"}
+    proc = subprocess.Popen(
+        [*cmd, "--output", str(out), "--chunk-rows", "500", "--workers", "2"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    import psutil
+
+    deadline = time.monotonic() + 180
+    while not list(tmp_path.glob(".out.parquet.tmp-*")):
+        assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read()[-2000:] if proc.stderr else ""
+        time.sleep(0.05)
+    server = [c for c in psutil.Process(proc.pid).children() if "forkserver" in " ".join(c.cmdline())]
+    workers = server[0].children()  # forked by the fork server
+    assert len(server) == 1 and len(workers) == 2
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err.decode()[-2000:]
+    assert not list(tmp_path.glob(".*tmp-*")) and not out.exists()
+    gone, alive = psutil.wait_procs(workers, timeout=10)
+    assert not alive
+
+
+def test_workers_option_is_checked(trained, base, tmp_path):
+    inp = write(base.head(50), tmp_path / "in.csv", "csv")
+    with pytest.raises(ConfigError, match="--workers"):
+        run(trained, inp, tmp_path / "neg", -1)
+    assert resolve_workers(0) == resolve_workers(None) == len(os.sched_getaffinity(0))
+    assert resolve_workers(3) == 3
+    from pipeline.config import parse_config
+
+    with pytest.raises(ConfigError, match="scoring.workers"):
+        parse_config({"name": "x", "source": {"kind": "synthetic"}, "scoring": {"workers": -2}})
+
+
+# ------------------------------------------------------------------ repeated ids: vectorised and exact
+
+ids_strategy = st.lists(
+    st.lists(
+        st.one_of(st.sampled_from(["", "a", "A1", "a\x00", "ü", "x" * 8, "x" * 9]), st.text(max_size=20)), max_size=30
+    ),
+    max_size=8,
+)
+
+
+def reference_repeats(chunks: list[list[str]]) -> list[list[bool]]:
+    seen: set[str] = set()
+    out = []
+    for chunk in chunks:
+        out.append([i in seen for i in chunk])
+        seen |= set(chunk)
+    return out
+
+
+def check_seen(chunks: list[list[str]], hash_fn) -> list[list[bool]]:
+    seen, out = SeenIds(), []
+    for chunk in chunks:
+        ids = pa.array(chunk, pa.string())
+        hashes = hash_fn(ids)
+        repeated = seen.repeated(ids, hashes)
+        out.append(repeated.tolist())
+        seen.add(ids.filter(pa.array(~repeated)), hashes[~repeated])
+    return out
+
+
+@settings(max_examples=examples(200), deadline=None)
+@given(ids_strategy)
+@example([["a", "b"], ["b", "c"], ["a", "c", "d"]])
+@example([[""], [""], ["x" * 8, "x" * 9], ["x" * 9]])
+def test_repeated_ids_match_a_set_even_when_every_hash_collides(chunks):
+    # ids unique within a chunk, as validation leaves them
+    chunks = [list(dict.fromkeys(c)) for c in chunks]
+    expected = reference_repeats(chunks)
+    assert check_seen(chunks, id_hashes) == expected
+    assert check_seen(chunks, lambda ids: id_hashes(ids) & np.uint64(3)) == expected  # four hash values
+    assert check_seen(chunks, lambda ids: np.zeros(len(ids), np.uint64)) == expected  # one hash value
+
+
+@settings(max_examples=examples(100), deadline=None)
+@given(st.lists(st.text(max_size=40), max_size=50), st.integers(0, 10))
+def test_id_hashes_depend_only_on_the_text(values, start):
+    arr = pa.array(values, pa.string())
+    hashes = id_hashes(arr)
+    for i, v in enumerate(values):
+        for j, w in enumerate(values):
+            if v == w:
+                assert hashes[i] == hashes[j]
+    sliced = arr.slice(min(start, len(values)))
+    assert (id_hashes(sliced) == hashes[min(start, len(values)) :]).all()
+    assert id_array(pd.Series(values, dtype=object)).equals(arr)
+    assert len(set(hashes.tolist())) == len(set(values))  # 64 bits: no collision among a few dozen ids
+
+
+def test_ids_that_are_not_text_are_compared_as_their_text():
+    assert id_array(pd.Series([12, "12", 1.5], dtype=object)).to_pylist() == ["12", "12", "1.5"]
+
+
+# ------------------------------------------------------------------ drift counts: vectorised and mergeable
+
+
+def searchsorted_counts(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """The previous implementation, per column: the reference."""
+    idx = np.searchsorted(edges, values, side="right") - 1
+    idx[values == edges[-1]] = len(edges) - 2
+    return np.bincount(idx, minlength=len(edges))[: len(edges)]
+
+
+finite_or_special = st.one_of(st.floats(-5, 5), st.sampled_from([np.nan, np.inf, -np.inf, 0.0, -0.0, 1.0]))
+
+
+@settings(max_examples=examples(100), deadline=None)
+@given(
+    st.lists(st.lists(finite_or_special, min_size=3, max_size=3), min_size=1, max_size=60),
+    st.lists(st.lists(st.floats(-3, 3), min_size=1, max_size=30), min_size=3, max_size=3),
+    st.integers(1, 12),
+)
+def test_bin_counts_match_searchsorted(rows, samples, bins):
+    X = np.array(rows, dtype=float)
+    edges = [_edges(np.array(s), bins) for s in samples]
+    for j, e in enumerate(edges):
+        X[j % len(X), j] = e[len(e) // 2]  # a value exactly on an inner edge
+    counts = bin_counts_columns(X, edges)
+    for j, e in enumerate(edges):
+        assert counts[j].tolist() == searchsorted_counts(X[:, j], e).tolist()
+        assert counts[j].sum() == len(X) and counts[j].dtype == np.int64
+    finite = np.array([-1.0, 0.0, 1.0])  # not -inf..inf: the searchsorted path
+    v = np.clip(X[:, 0], -1, None)
+    assert bin_counts(v, finite).tolist() == searchsorted_counts(v, finite).tolist()
+    assert np.allclose(bin_shares(X[:, 1], edges[1]) * len(X), searchsorted_counts(X[:, 1], edges[1]))
+
+
+def test_tallies_of_chunks_merge_into_the_tally_of_all(trained):
+    _, valid, result = trained
+    scorer = result.scorer
+    rows = valid.drop(columns=["defaulted", "granted_limit"]).head(600).reset_index(drop=True)
+    X = scorer.matrix(rows)
+    scored = scorer.score_valid(rows, X)
+    whole = Tally()
+    whole.add_scored(scored, X, scorer)
+    parts = Tally()
+    for chunk in np.array_split(np.arange(len(rows)), 7):
+        part = Tally.counts_only()
+        part.add_scored(scored.iloc[chunk], X[chunk], scorer)
+        assert part.values == {}
+        parts.merge(part)
+        parts.add_values({k: scored[k].to_numpy()[chunk] for k in parts.values})
+    assert parts.approved == whole.approved > 0
+    assert list(parts.drift_counts) == list(whole.drift_counts)
+    for name, counts in whole.drift_counts.items():
+        assert counts.tolist() == parts.drift_counts[name].tolist() and counts.sum() == 600
+    assert parts.values["pd"].summary() == pytest.approx(whole.values["pd"].summary())
