@@ -29,10 +29,11 @@ NaN amounts.
 
 from __future__ import annotations
 
+import re
 import string
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -70,8 +71,9 @@ class OfferInputs:
     pd_pass: np.ndarray | None = None  # bool; None: compare pd with the cutoff given to search_offers
 
     def take(self, mask: np.ndarray) -> OfferInputs:
+        rows = np.flatnonzero(mask) if np.asarray(mask).dtype == bool else mask  # found once for every field
         parts = {f.name: getattr(self, f.name) for f in fields(self)}
-        taken: dict[str, Any] = {k: None if v is None else np.asarray(v)[mask] for k, v in parts.items()}
+        taken: dict[str, Any] = {k: None if v is None else np.asarray(v)[rows] for k, v in parts.items()}
         return OfferInputs(**taken)
 
 
@@ -98,9 +100,16 @@ def offer_inputs_from_frame(
         living_cost=np.asarray(living_cost, float),
         requested_amount=col("requested_amount"),
         requested_term_months=col("requested_term_months"),
-        product=np.full(len(df), cfg.default_product, object) if products is None else products.to_numpy(object),
+        product=_repeat(cfg.default_product, len(df)) if products is None else products.to_numpy(object),
         limit_cap=np.asarray(limit_cap, float),
     )
+
+
+def _repeat(value: object, n: int) -> np.ndarray:
+    """An object array of n references to `value` (np.full makes a new string per row: 20x slower)."""
+    out = np.empty(n, dtype=object)
+    out.fill(value)
+    return out
 
 
 @dataclass(frozen=True)
@@ -158,9 +167,17 @@ def _rows(inp: OfferInputs, product: Product, cfg: ProductsConfig, pd_ok: np.nda
     )
 
 
-def _instalment_payment(amount: np.ndarray, rate: np.ndarray, term: np.ndarray, product: Product) -> np.ndarray:
+def _instalment_payment(amount: np.ndarray, factor: np.ndarray, product: Product) -> np.ndarray:
+    """Level payment of `amount` plus its fee at an annuity factor (see `_factors`)."""
     principal = amount + pricing.arrangement_fee(amount, product.arrangement_fee, product.arrangement_fee_rate)
-    return pricing.payment_cents(principal, rate, term) / 100
+    return pricing.instalment_cents(principal, factor) / 100
+
+
+def _factors(product: Product) -> np.ndarray:
+    """Annuity factors by grade (rows) and term (columns): each row's factor is one of these, so the
+    transcendental functions run on a small table instead of on every row for every term."""
+    rates = np.asarray(product.apr_by_grade, dtype=float)
+    return pricing.annuity_factor(rates[:, None], np.asarray(product.terms_months)[None, :])
 
 
 def _revolving_payment(limit: np.ndarray, rate: np.ndarray, product: Product) -> np.ndarray:
@@ -171,10 +188,19 @@ def _revolving_payment(limit: np.ndarray, rate: np.ndarray, product: Product) ->
 
 
 def _fit(amount: np.ndarray, room: np.ndarray, pay_of, step: float) -> np.ndarray:
-    """Step an amount down to the grid until its rounded payment fits the room (cent rounding can tip it)."""
+    """Step an amount down to the grid until its rounded payment fits the room (cent rounding can tip it).
+
+    Up to three steps; `pay_of(amounts, rows)` is re-evaluated only for rows the last step moved, since a
+    row that fitted fits again at the same amount."""
+    amount = amount.copy()
+    rows = np.arange(len(amount))
     for _ in range(3):
-        over = pay_of(amount) > room + 1e-9
-        amount = np.where(over, np.ceil(amount / step - 1e-9) * step - step, amount)
+        current = amount[rows]
+        over = pay_of(current, rows) > room[rows] + 1e-9
+        rows = rows[over]
+        if not len(rows):
+            break
+        amount[rows] = np.ceil(current[over] / step - 1e-9) * step - step
     return amount
 
 
@@ -192,12 +218,14 @@ def _instalment(inp: OfferInputs, r: _Rows, product: Product, cfg: ProductsConfi
     pos = np.minimum(np.searchsorted(terms, asked - 1e-9), len(terms) - 1)
     t_req = terms[pos].astype(float)  # the nearest allowed term not shorter than asked (else the longest)
     fee_share = 1 + product.arrangement_fee_rate
+    factors = _factors(product)
     amounts = np.full((len(terms), len(asked)), -np.inf)
     for k, t in enumerate(terms):
+        factor = factors[inp.grade_index, k]
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            afford = (r.pay_room / pricing.annuity_factor(r.rate, t) - product.arrangement_fee) / fee_share
+            afford = (r.pay_room / factor - product.arrangement_fee) / fee_share
         amount = _best_amount(
-            r, afford, lambda a, t=t: _instalment_payment(a, r.rate, np.full(len(a), t), product), product.amount_step
+            r, afford, lambda a, rows, f=factor: _instalment_payment(a, f[rows], product), product.amount_step
         )
         usable = (t >= t_req) & (~r.missing | (t == t_req)) & (amount >= product.min_amount)
         amounts[k] = np.where(usable, amount, -np.inf)
@@ -207,25 +235,51 @@ def _instalment(inp: OfferInputs, r: _Rows, product: Product, cfg: ProductsConfi
     term = np.where(offered, terms[best], np.nan)
     amount = np.where(offered, amount, np.nan)
     principal = amount + pricing.arrangement_fee(amount, product.arrangement_fee, product.arrangement_fee_rate)
-    sched = pricing.amortise(np.nan_to_num(principal), r.rate, np.nan_to_num(term))
-    payment, last = sched.payment / 100, sched.last_payment / 100
-    apr = pricing.disclosed_apr(cfg.apr_method, amount, payment, last, sched.months)
+    apr, payment, total = _schedules(offered, amount, principal, inp.grade_index, r.rate, term, cfg.apr_method)
+    smallest = np.where(r.missing, pos, len(terms) - 1)
     return {
         "offered": offered,
         "offer_amount": amount,
         "offer_term_months": term,
         "asked_term": asked,
         "term_used": t_req,
-        "apr": np.where(offered, apr, np.nan),
-        "monthly_payment": np.where(offered, payment, np.nan),
-        "total_to_repay": np.where(offered, sched.total_paid / 100, np.nan),
+        "apr": apr,
+        "monthly_payment": payment,
+        "total_to_repay": total,
         "fees": principal - amount,
         "months_to_repay": term,
         "smallest_payment": _instalment_payment(
-            np.full(len(asked), product.min_amount), r.rate, np.where(r.missing, t_req, terms[-1]), product
+            np.full(len(asked), product.min_amount), factors[inp.grade_index, smallest], product
         ),
-        "smallest_term": np.where(r.missing, t_req, terms[-1]),
+        "smallest_term": terms[smallest].astype(float),
     }
+
+
+def _schedules(
+    offered: np.ndarray,
+    amount: np.ndarray,
+    principal: np.ndarray,
+    grade: np.ndarray,
+    rate: np.ndarray,
+    term: np.ndarray,
+    method: Literal["reg_z", "eu_aprc"],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """APR, level payment and total repaid of each offered loan (NaN elsewhere).
+
+    A loan is its amount, grade (so rate and fee) and term, and offers repeat a few amounts (the grid, common
+    requests) at a few grades and terms: each distinct loan is scheduled once."""
+    loans = np.flatnonzero(offered)
+    first, group = pricing.distinct_rows(amount[loans], grade[loans], term[loans])
+    one = loans[first]
+    sched = pricing.amortise(principal[one], rate[one], term[one])
+    payment, last = sched.payment / 100, sched.last_payment / 100
+    apr = pricing.disclosed_apr(method, amount[one], payment, last, sched.months)
+    out = []
+    for values in (apr, payment, sched.total_paid / 100):
+        full = np.full(len(offered), np.nan)
+        full[loans] = values[group]
+        out.append(full)
+    return out[0], out[1], out[2]
 
 
 def _revolving(inp: OfferInputs, r: _Rows, product: Product, cfg: ProductsConfig) -> dict[str, np.ndarray]:
@@ -234,7 +288,7 @@ def _revolving(inp: OfferInputs, r: _Rows, product: Product, cfg: ProductsConfig
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         afford = np.where(r.pay_room >= product.min_payment_floor, r.pay_room / share, -np.inf)
     afford = afford - product.arrangement_fee / (1 + product.arrangement_fee_rate)
-    pay_of = lambda a: _revolving_payment(a, r.rate, product)  # noqa: E731
+    pay_of = lambda a, rows=slice(None): _revolving_payment(a, r.rate[rows], product)  # noqa: E731
     amount = _best_amount(r, afford, pay_of, product.amount_step)
     ceiling = np.minimum(afford, r.cap)  # with allow_above_request the cap leaves the request out
     as_asked = (r.a_req >= product.min_amount) & (r.a_req <= ceiling) & (pay_of(np.nan_to_num(r.a_req)) <= r.pay_room)
@@ -245,9 +299,8 @@ def _revolving(inp: OfferInputs, r: _Rows, product: Product, cfg: ProductsConfig
     if cfg.apr_method == "reg_z":  # open-end credit: periodic rate x 12 (12 CFR 1026.14(a))
         apr = r.rate.astype(float)
     else:  # EU assumption for open-end credit: drawn in full, repaid in 12 equal monthly instalments
-        twelve = np.full(len(amount), 12)
-        sched = pricing.amortise(np.nan_to_num(amount + fee), r.rate, np.where(offered, twelve, 0))
-        apr = pricing.disclosed_apr("eu_aprc", amount, sched.payment / 100, sched.last_payment / 100, sched.months)
+        twelve = np.full(len(amount), 12.0)
+        apr = _schedules(offered, amount, amount + fee, inp.grade_index, r.rate, twelve, "eu_aprc")[0]
     months, total = pricing.repay_at_minimum(
         np.nan_to_num(amount + fee), r.rate, min_rate, product.min_payment_floor, cfg.search.max_months_simulated
     )
@@ -277,13 +330,30 @@ def _strings(values: Sequence[object]) -> pa.Array:
     return pa.array(list(values), type=_STR, from_pandas=True)
 
 
+def _arrow_str() -> Any:
+    """The dtype pandas gives a column of Python strings when it keeps them in Arrow (pandas 3), else None."""
+    dtype = pd.Series(["x"]).dtype
+    return dtype if isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow" else None
+
+
 def _text(values: pa.Array) -> Any:
     """Arrow strings as the column pandas makes of the same Python strings: its Arrow-backed "str" on pandas 3,
     object before (and for no rows, as pandas infers no string type from an empty object array)."""
-    dtype = pd.Series(["x"]).dtype
-    if len(values) and isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow":
-        return pd.array(values, dtype=dtype)
-    return values.to_numpy(zero_copy_only=False)
+    dtype = _arrow_str()
+    return pd.array(values, dtype=dtype) if len(values) and dtype is not None else values.to_numpy(zero_copy_only=False)
+
+
+def _object_text(values: np.ndarray) -> Any:
+    """An object array as pandas makes it a column; Python strings go through Arrow's converter when pandas
+    stores them in Arrow anyway (twice as fast as its own inference). No string at all, or another type: as is."""
+    if len(values) and _arrow_str() is not None:
+        try:
+            converted = pa.array(values, type=_STR)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            return values
+        if converted.null_count < len(converted):
+            return _text(converted)
+    return values
 
 
 def text_labels(labels: Sequence[str], index: np.ndarray) -> Any:
@@ -291,9 +361,22 @@ def text_labels(labels: Sequence[str], index: np.ndarray) -> Any:
     return _text(_strings(labels).take(pa.array(index)))
 
 
-def _distinct(values: np.ndarray) -> tuple[list, np.ndarray]:
+@dataclass(frozen=True)
+class _Choice:
+    """A per-row pick among a few values: formatted once per value, without hashing a Python object per row."""
+
+    index: np.ndarray
+    labels: tuple
+
+    def __getitem__(self, rows: np.ndarray) -> _Choice:
+        return _Choice(self.index[rows], self.labels)
+
+
+def _distinct(values: np.ndarray | _Choice) -> tuple[list, np.ndarray]:
     """The distinct values as `tolist` gives them, and each row's index into them (numbers by bit pattern:
     0.0 and -0.0 print differently)."""
+    if isinstance(values, _Choice):
+        return list(values.labels), values.index
     if values.dtype == object:
         index, uniques = pd.factorize(values, use_na_sentinel=False)
         return list(uniques), index
@@ -301,8 +384,28 @@ def _distinct(values: np.ndarray) -> tuple[list, np.ndarray]:
     return values[first].tolist(), index
 
 
-def _formatted(values: np.ndarray, spec: str, conversion: str | None) -> pa.Array:
+def _printed_alike(values: np.ndarray, decimals: int) -> np.ndarray:
+    """Numbers that print as `values` do with `decimals` fixed decimals, rounded to them so that rows share them.
+
+    Exact: below 1e9 x * 10^d is within 1e-7 of the true product, so a product more than 1e-6 from a tie
+    rounds to the integer Python's correctly rounded formatting gives, and that integer / 10^d prints as it.
+    Near-ties (Python rounds the exact binary value half to even), large and non-finite values stay as given.
+    """
+    scale = 10.0**decimals
+    with np.errstate(invalid="ignore", over="ignore"):
+        y = values * scale
+        safe = (np.abs(y) < 1e9) & (np.abs(y - np.floor(y) - 0.5) > 1e-6)
+        return np.where(safe, np.copysign(np.floor(y + 0.5) / scale, values), values)
+
+
+_FIXED = re.compile(r",?\.(\d)f")  # fixed-point specs `_printed_alike` serves: .3f, ,.2f
+
+
+def _formatted(values: np.ndarray | _Choice, spec: str, conversion: str | None) -> pa.Array:
     """One template field per row; each distinct value is formatted once (few distinct: grids, terms, rates)."""
+    fixed = _FIXED.fullmatch(spec)
+    if fixed and not conversion and isinstance(values, np.ndarray) and values.dtype.kind == "f":
+        values = _printed_alike(values, int(fixed.group(1)))
     uniques, index = _distinct(values)
     field = "{0" + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
     texts = [_money(v) if spec == "money" else field.format(v) for v in uniques]
@@ -311,14 +414,14 @@ def _formatted(values: np.ndarray, spec: str, conversion: str | None) -> pa.Arra
 
 def _fill(template: str, rows: np.ndarray, values: dict[str, Any]) -> pa.Array:
     """`template` for `rows`, as str.format would give it row by row (ndarray values are per row)."""
-    scalars = {k: v for k, v in values.items() if not isinstance(v, np.ndarray)}
+    scalars = {k: v for k, v in values.items() if not isinstance(v, np.ndarray | _Choice)}
     parts: list[Any] = []
     for literal, name, spec, conversion in string.Formatter().parse(template):
         parts.append(literal)
         if name is None:
             continue
         value = values.get(name)
-        if isinstance(value, np.ndarray):
+        if isinstance(value, np.ndarray | _Choice):
             parts.append(_formatted(value[rows], spec or "", conversion))
         elif spec == "money":
             parts.append(_money(value))  # type: ignore[arg-type]
@@ -419,7 +522,7 @@ def _counter_notes(notes: _Notes, offered: np.ndarray, r: _Rows, res: dict, prod
     cap_binds = (r.cap < r.a_req) & (amount >= _floor_step(r.cap, product.amount_step) - 1e-9)
     why = np.where(cap_binds, r.cap_why, np.where(r.pti_binds, len(_CAP_WHY), len(_CAP_WHY) + 1))
     texts = {code: text.format(**values) for code, text in _BECAUSE.items()}
-    because = np.array([texts.get(code, np.nan) for code in (*_CAP_WHY, "PTI", "RESIDUAL")], dtype=object)[why]
+    because = _Choice(why, tuple(texts.get(code, np.nan) for code in (*_CAP_WHY, "PTI", "RESIDUAL")))
     rules = [
         (~np.isnan(asked) & (asked != used), "TERM_NOT_OFFERED",
          "a term of {asked:.0f} months is not offered; the nearest is {used:.0f} months"),
@@ -486,7 +589,7 @@ def offer_parts(inp: OfferInputs, cfg: ProductsConfig, pd_cutoff: float | None =
             parts.append((rows, declined_part(np.zeros(len(rows), dtype=np.intp), ["UNKNOWN_PRODUCT"],
                                               [f"product {name!r} is not offered"])))  # fmt: skip
             continue
-        sub = inp.take(mask)
+        sub = inp if len(rows) == len(products) else inp.take(rows)
         if sub.grade_index.size and (sub.grade_index.min() < 0 or sub.grade_index.max() >= len(product.apr_by_grade)):
             raise ValueError(f"grade index outside the {len(product.apr_by_grade)} rates of product {name!r}")
         parts.append((rows, _product_offers(sub, product, cfg, pd_ok[mask], pd_cutoff)))
@@ -526,7 +629,7 @@ def offer_frame(product: np.ndarray, parts: list[Part]) -> pd.DataFrame:
     source = np.full(n, covered)  # where each row's texts are in the parts' texts; past their end: ""
     if parts:
         source[np.concatenate([rows for rows, _ in parts])] = np.arange(covered)
-    frame: dict[str, Any] = {"product": np.asarray(product, dtype=object)}
+    frame: dict[str, Any] = {"product": _object_text(np.asarray(product, dtype=object))}
     for c in _NUMERIC:
         frame[c] = np.full(n, np.nan)
         for rows, columns in parts:

@@ -80,7 +80,12 @@ def level_payment(principal: ArrayLike, rate: ArrayLike, term: ArrayLike) -> np.
 
 def payment_cents(principal: ArrayLike, rate: ArrayLike, term: ArrayLike) -> np.ndarray:
     """The level instalment in cents, rounded up so rounding never leaves a balloon at the end."""
-    exact = to_cents(principal) * annuity_factor(rate, term)
+    return instalment_cents(principal, annuity_factor(rate, term))
+
+
+def instalment_cents(principal: ArrayLike, factor: ArrayLike) -> np.ndarray:
+    """`payment_cents` at a known annuity factor: offers price many rows at a few (rate, term) factors."""
+    exact = to_cents(principal) * np.asarray(factor, dtype=float)
     return np.ceil(exact - 1e-7).astype(np.int64)
 
 
@@ -132,8 +137,38 @@ def amortise(principal: ArrayLike, rate: ArrayLike, term: ArrayLike) -> Amortisa
 
 
 def _amortise_rows(principal_c: np.ndarray, rate: np.ndarray, term_i: np.ndarray) -> Amortisation:
-    """`amortise` on 1-D rows: the month loop of `_months`, with its totals."""
+    """`amortise` on 1-D rows: the month loop of `_months`, with its totals.
+
+    Without negative amounts or rates a balance never goes below 0, so a row does nothing after its term;
+    sorted by term, the rows still paying in a month are then a suffix, and each month works on a view."""
     pay = np.where(term_i > 0, payment_cents(principal_c / 100, rate, np.maximum(term_i, 1)), 0)
+    monthly = rate / MONTHS_PER_YEAR
+    if not ((principal_c >= 0) & (monthly >= 0) & (pay >= 0)).all():
+        return _amortise_any(principal_c, rate, term_i, pay)
+    order = np.argsort(term_i, kind="stable")
+    term_s, bal, monthly, pay_s = term_i[order], principal_c[order], monthly[order], pay[order]
+    totals = [np.zeros_like(principal_c) for _ in range(4)]  # interest, paid, last payment, months
+    starts = np.searchsorted(term_s, np.arange(1, term_s.max(initial=0) + 2))  # first row paying in month m
+    for m in range(1, len(starts)):
+        s, ends = starts[m - 1], starts[m] - starts[m - 1]  # rows s .. s + ends - 1 end their term this month
+        interest = np.floor(bal[s:] * monthly[s:] + 1e-7).astype(np.int64)
+        due = bal[s:] + interest
+        payment = np.minimum(pay_s[s:], due)
+        payment[:ends] = due[:ends]
+        bal[s:] = due - payment
+        totals[0][s:] += interest
+        totals[1][s:] += payment
+        paying = payment > 0
+        totals[2][s:][paying] = payment[paying]
+        totals[3][s:][paying] = m
+    interest_total, paid_total, last, months = (np.empty_like(t) for t in totals)
+    for out, t in zip((interest_total, paid_total, last, months), totals, strict=True):
+        out[order] = t
+    return Amortisation(pay, last, months, interest_total, paid_total)
+
+
+def _amortise_any(principal_c: np.ndarray, rate: np.ndarray, term_i: np.ndarray, pay: np.ndarray) -> Amortisation:
+    """`_amortise_rows` for any rows (negative amounts or rates too): every row through every month."""
     interest_total = np.zeros_like(principal_c)
     paid_total = np.zeros_like(principal_c)
     last = np.zeros_like(principal_c)
@@ -238,7 +273,8 @@ def level_monthly_rate(
     shape = cols[0].shape
     flat = [c.ravel() for c in cols]
     first, group = distinct_rows(*flat)
-    lo, hi = _level_rate_bracket(*(c[first] for c in flat), iterations)
+    a0, p, last, n = (c[first] for c in flat)
+    lo, hi = _level_rate_bracket(a0, p, last, n, iterations)
     return ((lo + hi) / 2)[group].reshape(shape)
 
 
@@ -253,23 +289,31 @@ def _level_pv(i: np.ndarray, a0: np.ndarray, p: np.ndarray, last: np.ndarray, n:
 def _level_rate_bracket(
     a0: np.ndarray, p: np.ndarray, last: np.ndarray, n: np.ndarray, iterations: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The bisection bracket of `level_monthly_rate` after `iterations` halvings, per 1-D row."""
+    """The bisection bracket of `level_monthly_rate` after `iterations` halvings, per 1-D row.
+
+    Rows at a fixed point stay in the arrays (another step leaves them unchanged) until at most half the
+    rows still move; then only the moving rows are kept, so the arrays are rarely copied."""
     lo, hi = np.full(a0.shape, -0.99), np.full(a0.shape, 1.0)
     for _ in range(60):
         grow = _level_pv(hi, a0, p, last, n) > 0
         if not grow.any():
             break
         hi = np.where(grow, hi * 2, hi)
-    rows = np.arange(len(a0))
+    rows, args = np.arange(len(a0)), (a0, p, last, n)
+    lo_r, hi_r = lo, hi
     for _ in range(iterations):
-        if not len(rows):
-            break
-        lo_r, hi_r = lo[rows], hi[rows]
         mid = (lo_r + hi_r) / 2
-        above = _level_pv(mid, a0[rows], p[rows], last[rows], n[rows]) > 0
+        above = _level_pv(mid, *args) > 0
         new_lo, new_hi = np.where(above, mid, lo_r), np.where(above, hi_r, mid)
-        lo[rows], hi[rows] = new_lo, new_hi
-        rows = rows[(new_lo != lo_r) | (new_hi != hi_r)]
+        moved = (new_lo != lo_r) | (new_hi != hi_r)
+        lo_r, hi_r = new_lo, new_hi
+        if 2 * np.count_nonzero(moved) <= len(moved):
+            lo[rows], hi[rows] = lo_r, hi_r
+            rows, lo_r, hi_r = rows[moved], lo_r[moved], hi_r[moved]
+            args = (a0[rows], p[rows], last[rows], n[rows])
+            if not len(rows):
+                break
+    lo[rows], hi[rows] = lo_r, hi_r
     return lo, hi
 
 
