@@ -186,3 +186,165 @@ def test_property_level_and_general_solvers_agree(principal: float, rate: float,
     level = pricing.disclosed_apr("reg_z", financed, a.payment / 100, a.last_payment / 100, a.months)
     assert abs(general - level) < 1e-8
     assert general >= pricing.apr_reg_z(principal, payments)[0] - 1e-12
+
+
+# ---------------------------------------------------------------- fast paths against straightforward references
+# The solvers and schedules compute once per distinct row and stop a row's bisection at its fixed point; these
+# references do every row and every step, as the functions were first written. Equal bits, not just close.
+
+
+def reference_level_rate(financed, payment, last_payment, term, iterations: int = 100) -> np.ndarray:
+    a0, p, last, n = (np.asarray(x, dtype=float) for x in (financed, payment, last_payment, term))
+    shape = np.broadcast(a0, p, last, n).shape
+
+    def pv(i: np.ndarray) -> np.ndarray:
+        log_v = -np.log1p(i)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            annuity = np.where(np.abs(i) < 1e-13, n - 1, -np.expm1((n - 1) * log_v) / i)
+        return p * annuity + last * np.exp(n * log_v) - a0
+
+    lo, hi = np.full(shape, -0.99), np.full(shape, 1.0)
+    for _ in range(60):
+        grow = pv(hi) > 0
+        if not grow.any():
+            break
+        hi = np.where(grow, hi * 2, hi)
+    for _ in range(iterations):
+        mid = (lo + hi) / 2
+        above = pv(mid) > 0
+        lo, hi = np.where(above, mid, lo), np.where(above, hi, mid)
+    return (lo + hi) / 2
+
+
+def reference_amortise(principal, rate, term) -> pricing.Amortisation:
+    principal_c = np.atleast_1d(pricing.to_cents(principal))
+    term_i = np.atleast_1d(np.nan_to_num(np.asarray(term, dtype=float), nan=0)).astype(np.int64)
+    rate_a = np.broadcast_to(np.asarray(rate, dtype=float), principal_c.shape)
+    pay = np.where(term_i > 0, pricing.payment_cents(principal_c / 100, rate_a, np.maximum(term_i, 1)), 0)
+    interest_total, paid_total, last, months = (np.zeros_like(principal_c) for _ in range(4))
+    for m, payment, interest, _ in pricing._months(principal_c, rate_a, term_i, pay):
+        interest_total += interest
+        paid_total += payment
+        last = np.where(payment > 0, payment, last)
+        months = np.where(payment > 0, m, months)
+    return pricing.Amortisation(pay, last, months, interest_total, paid_total)
+
+
+def reference_repay_at_minimum(balance, rate, min_rate: float, floor: float, max_months: int):
+    bal = np.atleast_1d(pricing.to_cents(balance))
+    monthly = np.broadcast_to(np.asarray(rate, dtype=float) / 12, bal.shape)
+    months, paid = np.zeros(bal.shape), np.zeros(bal.shape, dtype=np.int64)
+    floor_c = int(pricing.to_cents(floor))
+    for m in range(1, max_months + 1):
+        open_ = bal > 0
+        if not open_.any():
+            break
+        due = bal + np.floor(bal * monthly + 1e-7).astype(np.int64)
+        pay = np.minimum(due, np.maximum(np.ceil(due * min_rate - 1e-7).astype(np.int64), floor_c))
+        pay = np.where(open_, pay, 0)
+        bal = np.where(open_, due - pay, 0)
+        paid += pay
+        months = np.where(open_ & (bal == 0), m, months)
+    unpaid = bal > 0
+    return np.where(unpaid, np.nan, months), np.where(unpaid, np.nan, paid / 100)
+
+
+def same_bits(a: np.ndarray, b: np.ndarray) -> bool:
+    a, b = np.asarray(a), np.asarray(b)
+    return a.shape == b.shape and a.dtype == b.dtype and a.tobytes() == b.tobytes()
+
+
+def loans(seed: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Offer-like loans: amounts on a grid or to the cent, a few rates and terms, many repeated rows."""
+    rng = np.random.default_rng(seed)
+    amount = np.where(rng.random(n) < 0.5, rng.integers(4, 100, n) * 250.0, rng.integers(100_00, 50_000_00, n) / 100)
+    rate = rng.choice([0.0, 0.069, 0.099, 0.139, 0.189, 0.249, 0.6], n)
+    term = rng.choice([1, 2, 6, 12, 24, 36, 48, 60, 120], n)
+    dup = rng.integers(0, n, n // 3)
+    return np.r_[amount, amount[dup]], np.r_[rate, rate[dup]], np.r_[term, term[dup]]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_amortise_equals_the_all_rows_month_loop_and_each_schedule(seed: int) -> None:
+    amount, rate, term = loans(seed, 3000)
+    fast, ref = pricing.amortise(amount, rate, term), reference_amortise(amount, rate, term)
+    for name in ("payment", "last_payment", "months", "total_interest", "total_paid"):
+        assert same_bits(getattr(fast, name), getattr(ref, name)), name
+    for k in np.random.default_rng(seed).integers(0, len(amount), 40):
+        sched = pricing.schedule(amount[k], rate[k], int(term[k]))
+        paying = sched[sched["payment"] > 0]
+        assert fast.total_paid[k] == round(sched["payment"].sum() * 100)
+        assert fast.total_interest[k] == round(sched["interest"].sum() * 100)
+        assert fast.months[k] == paying["month"].iloc[-1]
+        assert fast.last_payment[k] == round(paying["payment"].iloc[-1] * 100)
+        if fast.months[k] > 1:  # the level payment; a one-month loan pays only its last payment
+            assert fast.payment[k] == round(sched["payment"].iloc[0] * 100)
+
+
+def test_amortise_negative_zero_and_missing_inputs_take_the_general_loop() -> None:
+    principal = np.array([-500.0, -500.0, 0.0, 1000.0, 1000.0, 250.0, -0.0, 1e6])
+    rate = np.array([0.1, 0.1, 0.1, -0.05, 0.1, 0.0, 0.1, 0.3])
+    term = np.array([0, 12, 12, 6, 0, 3, 12, np.nan])
+    fast, ref = pricing.amortise(principal, rate, term), reference_amortise(principal, rate, term)
+    for name in ("payment", "last_payment", "months", "total_interest", "total_paid"):
+        assert same_bits(getattr(fast, name), getattr(ref, name)), name
+    assert fast.total_paid[0] == -50_000  # no term, yet the month loop pays a negative balance off in month 1
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_level_rate_has_the_bits_of_the_full_bisection(seed: int) -> None:
+    amount, rate, term = loans(seed, 3000)
+    rng = np.random.default_rng(seed)
+    fee = pricing.round_cents(amount * rng.choice([0.0, 0.01, 0.05], len(amount)))
+    sched = pricing.amortise(amount + fee, rate, term)
+    args = [amount, sched.payment / 100, sched.last_payment / 100, sched.months]
+    odd = [np.array(x) for x in ([np.nan, 1000.0, 1000.0, 0.0], [100.0, -10.0, 0.0, 0.0], [100.0, 5.0, 0.0, 0.0],
+                                 [12, 12, 1, 0])]  # fmt: skip
+    args = [np.r_[a, b] for a, b in zip(args, odd, strict=True)]
+    assert same_bits(pricing.level_monthly_rate(*args), reference_level_rate(*args))
+    for k in range(0, len(amount), 97):  # one row alone gives the bits it has among the others
+        assert same_bits(pricing.level_monthly_rate(*(a[k] for a in args)), reference_level_rate(*(a[k] for a in args)))
+
+
+def test_level_rate_matches_brentq_per_row() -> None:
+    """The monthly rate solves the level-payment equation: against scipy's brentq row by row, to 1e-10."""
+    from scipy.optimize import brentq
+
+    rng = np.random.default_rng(7)
+    n = 300
+    principal = rng.integers(500_00, 40_000_00, n) / 100
+    rate, term = rng.uniform(0.0, 0.6, n), rng.integers(2, 121, n)
+    fee_share = rng.uniform(0.0, 0.1, n)
+    sched = pricing.amortise(principal, rate, term)
+    payment, last, months = sched.payment / 100, sched.last_payment / 100, sched.months
+    financed = principal * (1 - fee_share)
+    fast = pricing.level_monthly_rate(financed, payment, last, months)
+    for k in range(n):
+        flows = np.r_[np.full(months[k] - 1, payment[k]), last[k]]
+        steps = np.arange(1, months[k] + 1)
+
+        def npv(i: float, k: int = k, flows: np.ndarray = flows, steps: np.ndarray = steps) -> float:
+            return float((flows / (1 + i) ** steps).sum() - financed[k])
+
+        assert abs(fast[k] - brentq(npv, -0.5, 1.0, xtol=1e-15, rtol=1e-15, maxiter=500)) < 1e-10
+
+
+def test_repay_at_minimum_equals_the_all_rows_loop() -> None:
+    rng = np.random.default_rng(3)
+    balance = np.r_[rng.integers(0, 20_000, 500) * 1.0, rng.integers(0, 2_000_000, 500) / 100, -5.0, 0.0]
+    rate = rng.choice([0.0, 0.199, 0.349], len(balance))
+    for args in ((0.05, 25.0, 1200), (0.02, 0.0, 60)):
+        fast, ref = pricing.repay_at_minimum(balance, rate, *args), reference_repay_at_minimum(balance, rate, *args)
+        assert same_bits(fast[0], ref[0]) and same_bits(fast[1], ref[1])
+    assert np.isnan(pricing.repay_at_minimum(balance, rate, 0.02, 0.0, 60)[0]).any()  # some never repaid in 60
+
+
+def test_distinct_rows_groups_by_bit_pattern_in_order_of_first_appearance() -> None:
+    x = np.array([2.0, 0.0, -0.0, np.nan, 2.0, np.nan, 0.0, 1.0])
+    y = np.array([1, 1, 1, 1, 1, 1, 2, 1])
+    first, group = pricing.distinct_rows(x, y)
+    assert first.tolist() == [0, 1, 2, 3, 6, 7]
+    assert group.tolist() == [0, 1, 2, 3, 0, 3, 4, 5]
+    assert same_bits(x[first][group], x) and (y[first][group] == y).all()
+    empty_first, empty_group = pricing.distinct_rows(np.zeros(0), np.zeros(0, dtype=np.int64))
+    assert len(empty_first) == len(empty_group) == 0
