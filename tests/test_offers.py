@@ -334,3 +334,140 @@ def test_product_config_rejects_unsound_products() -> None:
     with pytest.raises(ValueError, match="one rate per grade"):
         CFG.check_grades(4)
     CFG.check_grades(5)
+
+
+# ---------------------------------------------------------------- fast notes and frames against per-row references
+# Notes are formatted once per distinct figure and joined with Arrow kernels; frames are built from numpy and Arrow
+# columns. The references below do it row by row with str.format and pandas' own inference, as first written.
+
+from pipeline.decision import offers  # noqa: E402
+
+
+def reference_money(x: float) -> str:
+    return f"{x:,.0f}" if float(x).is_integer() else f"{x:,.2f}"
+
+
+class ReferenceNotes:
+    """The per-row notes: one str.format per row, codes and texts joined in the order the rules were added."""
+
+    def __init__(self, n: int) -> None:
+        self.codes = [""] * n
+        self.texts = [""] * n
+
+    def add(self, mask: np.ndarray, code: str, template: str, **values: object) -> None:
+        import re
+        import string
+
+        plain = re.sub(r"\{(\w+):money\}", r"{\1}", template)
+        names = {name for _, name, _, _ in string.Formatter().parse(template) if name}
+        for k in np.flatnonzero(mask):
+            row = {}
+            for key, value in values.items():
+                if isinstance(value, np.ndarray):
+                    value = value[k]
+                row[key] = reference_money(value) if f"{{{key}:money}}" in template and key in names else value
+            text = plain.format(**row)
+            self.codes[k] = code if not self.codes[k] else self.codes[k] + ";" + code
+            self.texts[k] = text if not self.texts[k] else self.texts[k] + "; " + text
+
+
+tricky_floats = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.floats(-1e7, 1e7),
+    # ties and their neighbours at 0 to 3 decimals: where rounding the binary value half to even matters
+    st.tuples(st.integers(-(10**9), 10**9), st.integers(0, 3), st.sampled_from([-1, 0, 1])).map(
+        lambda t: float(np.nextafter((t[0] + 0.5) / 10 ** t[1], np.inf * t[2])) if t[2] else (t[0] + 0.5) / 10 ** t[1]
+    ),
+    st.sampled_from([0.0, -0.0, 0.0625, -0.0625, 2.675, 1.005, -0.0004, 0.0005, 999_999_999.5, 1e9, 1e15]),
+)
+
+
+@settings(max_examples=examples(200), deadline=None)
+@given(values=st.lists(tricky_floats, min_size=1, max_size=40))
+@example(values=[0.0625, 2.675, -0.0004, -0.0, 0.0, np.nan, np.inf, -np.inf, 1e15, 0.1 + 0.2, 1234.5])
+def test_property_figures_print_as_str_format_prints_each_row(values: list[float]) -> None:
+    x = np.array(values + values[::-1])  # repeated values: formatted once, taken twice
+    for spec in (".3f", ",.2f", ".0f", "money", "", ".1%"):
+        got = offers._formatted(x, spec, None).to_pylist()
+        want = [reference_money(v) if spec == "money" else format(v, spec) for v in x.tolist()]
+        assert got == want, spec
+
+
+def test_notes_join_as_the_per_row_reference() -> None:
+    rng = np.random.default_rng(11)
+    n = 4000
+    cents = 10.0 ** rng.integers(0, 3, n)  # whole amounts, to the 10 cents, to the cent
+    values = {
+        "s": CFG.search, "min": 1000.0, "cut": " 0.250",
+        "pd": rng.uniform(0, 1, n), "a_req": np.round(rng.uniform(0, 30_000, n) * cents) / cents,
+        "limit": np.where(rng.random(n) < 0.2, np.nan, rng.integers(0, 300, n) * 100.0),
+        "pti": rng.normal(0.5, 0.3, n), "left": rng.normal(0, 800, n), "term": rng.choice([6.0, 36.0, 60.0], n),
+    }  # fmt: skip
+    values["pti"][::50] = -0.0
+    labels = ("the product maximum", np.nan, "the largest amount that keeps debt payments within 40% of income")
+    which = rng.integers(0, 3, n)
+    rules = [
+        ("PD_ABOVE_CUTOFF", "estimated probability of default {pd:.3f} is above the cutoff{cut}"),
+        ("BELOW_PRODUCT_MIN", "requested amount {a_req:money} is below the product minimum {min:money}"),
+        ("LIMIT_BELOW_MIN", "the credit limit for the grade, {limit:money}, is below the product minimum {min:money}"),
+        ("PTI_CAP", "payment-to-income {pti:.3f} above the cap {s.max_payment_to_income:.3f} over {term:.0f} months"),
+        ("RESIDUAL_INCOME", "income left {left:,.2f} below the minimum {s.min_residual_income:,.2f}"),
+        ("AMOUNT_REDUCED", "amount reduced from {a_req:money}, {because}"),
+        ("NO_INCOME", "no income to repay from"),
+    ]  # fmt: skip
+    fast, ref = offers._Notes(n), ReferenceNotes(n)
+    for code, template in rules:
+        mask = rng.random(n) < 0.3
+        fast.add(mask, code, template, because=offers._Choice(which, labels), **values)
+        ref.add(mask, code, template, because=np.array(labels, dtype=object)[which], **values)
+    fast.add(~fast.noted, "NONE", "nothing applies")
+    ref.add(np.array([c == "" for c in ref.codes]), "NONE", "nothing applies")
+    codes, texts = fast.joined()
+    assert codes.to_pylist() == ref.codes
+    assert texts.to_pylist() == ref.texts
+    assert any(";" in c for c in ref.codes) and "nan" in "".join(ref.texts)  # joins and a NaN figure were checked
+
+
+def frame_as_pandas_infers(frame: pd.DataFrame) -> pd.DataFrame:
+    """The same values through Python objects: what pandas makes of them with its own inference."""
+    return pd.DataFrame({c: frame[c].to_numpy(dtype=object if frame[c].dtype == object or c in
+                                               ("product", "offer_type", "offer_codes", "offer_reasons") else float)
+                         for c in frame.columns})  # fmt: skip
+
+
+def test_offer_frame_puts_parts_in_place_with_the_dtypes_pandas_infers() -> None:
+    rows = [applicant(), applicant(pd=0.3), applicant(product="revolving_line", requested_amount=3_000.0),
+            applicant(product="mortgage"), applicant(requested_amount=np.nan),
+            applicant(requested_term_months=7.0)]  # fmt: skip
+    whole = run(rows)
+    assert whole.loc[3, "offer_codes"] == "UNKNOWN_PRODUCT" and whole.loc[4, "offer_codes"] == "NO_AMOUNT_REQUESTED"
+    pd.testing.assert_frame_equal(whole, frame_as_pandas_infers(whole), check_exact=True)
+    assert whole["offer_reasons"].dtype == pd.Series(["x"]).dtype  # text as pandas stores Python strings
+    # the scorer's split: rows searched apart, rows declined by policy codes, put back in input order
+    frame = pd.DataFrame(rows)
+    inp = OfferInputs(**{c: frame[c].to_numpy(dtype=object if c == "product" else int if c == "grade_index"
+                                                else float) for c in frame.columns})  # fmt: skip
+    held = np.array([False, True, False, True, False, False])
+    searched = np.flatnonzero(~held)
+    parts = [(searched[r], cols) for r, cols in offers.offer_parts(inp.take(~held), CFG, pd_cutoff=CUTOFF)]
+    parts.append((np.flatnonzero(held), offers.declined_part(np.array([1, 0]), ["A", "B;C"], ["a", "b; c"])))
+    split = offers.offer_frame(inp.product, parts)
+    pd.testing.assert_frame_equal(split.iloc[searched], whole.iloc[searched], check_exact=True)
+    assert split.loc[[1, 3], "offer_codes"].tolist() == ["B;C", "A"]
+    assert split.loc[[1, 3], "offer_reasons"].tolist() == ["b; c", "a"]
+    assert split.loc[[1, 3], "offer_type"].eq("decline").all() and split.loc[[1, 3], "apr"].isna().all()
+    pd.testing.assert_frame_equal(split, frame_as_pandas_infers(split), check_exact=True)
+
+
+def test_a_row_of_no_known_product_name_has_no_offer_and_no_search_of_nothing() -> None:
+    frame = pd.DataFrame([applicant(), applicant()])
+    inp = OfferInputs(**{c: frame[c].to_numpy(dtype=int if c == "grade_index" else float) for c in frame.columns
+                         if c != "product"}, product=np.array([np.nan, None], dtype=object))  # fmt: skip
+    out = search_offers(inp, CFG, pd_cutoff=CUTOFF)
+    assert out.loc[0, "offer_type"] == "" and np.isnan(out.loc[0, "offer_amount"])  # NaN equals no name: no part
+    assert out.loc[1, "offer_reasons"] == "product None is not offered"  # None equals None: an unknown product
+    empty = search_offers(
+        OfferInputs(*(np.zeros(0) for _ in range(7)), np.zeros(0, dtype=object), np.zeros(0)), CFG, pd_cutoff=CUTOFF
+    )
+    assert list(empty.columns) == OFFER_COLUMNS and len(empty) == 0
+    assert all(empty[c].dtype.kind == "O" for c in ("product", "offer_type", "offer_codes", "offer_reasons"))
