@@ -184,6 +184,7 @@ RULE_FINITE = "finite"
 RULE_INTEGER = "integer"
 RULE_ALLOWED = "allowed_values"
 MAX_ID_LENGTH = 64
+RULE_MAX_LENGTH = f"max_length({MAX_ID_LENGTH})"
 
 
 def range_rule(col: ContractColumn) -> str | None:
