@@ -18,11 +18,9 @@ import json
 import logging
 import os
 import pickle
-import queue
 import sys
-import threading
 import time
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, closing
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -148,6 +146,24 @@ class ChunkResult:
     hashes: np.ndarray
     tally: Tally = field(default_factory=Tally.counts_only)
 
+    def __getstate__(self) -> dict:
+        """Tables travel as Arrow IPC streams: ~4x cheaper to write than pickling a table, and read
+        without a copy (measured on 100,000 scored rows, 59 MB: 74 vs 286 ms, 0.2 vs 61 ms)."""
+        state = dict(self.__dict__)
+        for key in ("scores", "rejects"):
+            if state[key] is not None:
+                sink = pa.BufferOutputStream()
+                with pa.ipc.new_stream(sink, state[key].schema) as writer:
+                    writer.write_table(state[key])
+                state[key] = sink.getvalue()
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        for key in ("scores", "rejects"):
+            if state[key] is not None:
+                state[key] = pa.ipc.open_stream(state[key]).read_all()
+        self.__dict__.update(state)
+
 
 def _tasks(input_path: Path, chunk_rows: int, source: FileSource | None, scorer: Scorer, tally: Tally):
     """The chunks of the input in order, counted in `tally.rows_in` as they are read."""
@@ -229,47 +245,6 @@ WORKER_PRELOAD = (
     "pipeline.decision.forest",
     "pipeline.decision.treeshap",
 )
-
-
-def prefetch(items: Iterator, depth: int = 1) -> Generator:
-    """Produce the next item in a background thread while the caller works on this one.
-
-    The tree kernels release the GIL, so validating chunk i+1 overlaps with scoring chunk i.
-    Exceptions from the producer are raised in the caller, in order; closing the iterator
-    (the caller failed or stopped) stops the producer.
-    """
-    q: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-    done = object()
-
-    def produce():
-        try:
-            for item in items:
-                while not stop.is_set():
-                    try:
-                        q.put((item, None), timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            q.put((done, None))
-        except BaseException as err:  # noqa: BLE001 - handed to the consumer
-            q.put((done, err))
-
-    worker = threading.Thread(target=produce, name="score-prefetch", daemon=True)
-    worker.start()
-    try:
-        while True:
-            item, err = q.get()
-            if err is not None:
-                raise err
-            if item is done:
-                return
-            yield item
-    finally:
-        stop.set()
-        worker.join(timeout=5)
 
 
 @dataclass(frozen=True)
@@ -362,24 +337,16 @@ class _Output:
             self.bar.update(self.task, advance=n_rows)
 
 
-# One process: read and validate the next chunk in a thread while this one scores (see `prefetch`).
-PREFETCH_IN_PROCESS = True
-
-
 def _score_here(scorer: Scorer, tasks: Iterator[ChunkTask], out: _Output) -> None:
-    """Every chunk in this process: repeated ids checked as each chunk is prepared, in order."""
+    """Every chunk in this process, one after the other: read, validate, score, write.
+
+    No thread reads ahead any more: the forests' own threads already use every core while a
+    chunk scores, and a prefetch thread beside them only contended for the cores (on 2 cores it
+    saved no time and cost CPU, measured); several cores are used by worker processes instead.
+    """
     seen = SeenIds()
-    sizes: dict[int, int] = {}
-
-    def prepared():
-        for task in tasks:
-            sizes[task.index] = len(task.frame)
-            yield prepare(scorer, task, seen)
-
-    chunks = prefetch(prepared()) if PREFETCH_IN_PROCESS else prepared()
-    with closing(chunks):
-        for item in chunks:
-            out.append(score_prepared(scorer, item), sizes.pop(item.index))
+    for task in tasks:
+        out.append(score_prepared(scorer, prepare(scorer, task, seen)), len(task.frame))
 
 
 def _score_in_workers(scorer: Scorer, tasks: Iterator[ChunkTask], n: int, out: _Output) -> None:
