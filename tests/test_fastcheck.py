@@ -336,7 +336,7 @@ RULE_KINDS = [(rule, kind) for rule in FAULTS for kind in ("text", "typed") if (
 
 
 @pytest.mark.parametrize(("rule", "kind"), RULE_KINDS, ids=[f"{r}-{k}" for r, k in RULE_KINDS])
-@settings(max_examples=examples(20), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(12), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_property_each_rule_is_rejected_alike_by_both_engines(rule, kind, data):
     frame = data.draw(frames(kind=kind, must=rule))
@@ -344,13 +344,13 @@ def test_property_each_rule_is_rejected_alike_by_both_engines(rule, kind, data):
     assert_faults_found(frame)
 
 
-@settings(max_examples=examples(100), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(80), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(frames())
 def test_property_both_engines_reject_the_same_rows_for_the_same_reasons(frame):
     assert_faults_found(frame)
 
 
-@settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(frames(clean=True))
 def test_property_clean_frames_pass_whole_in_both_engines(frame):
     result = assert_same(frame.df)
