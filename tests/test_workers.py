@@ -259,7 +259,11 @@ def test_an_interrupt_here_kills_the_workers_and_publishes_nothing(trained, base
 
 
 @pytest.mark.slow
-def test_sigterm_with_workers_exits_143_and_leaves_no_process(model_folder, base, tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL])
+def test_a_stopped_job_leaves_no_worker_process(model_folder, base, tmp_path, signum):
+    """SIGTERM: exit 143, the workers killed, nothing published. SIGKILL (uncatchable): the workers end anyway."""
+    import psutil
+
     big = pd.concat([base] * 20, ignore_index=True).assign(applicant_id=lambda d: [f"S{i}" for i in range(len(d))])
     inp = write(big, tmp_path / "in.parquet", "parquet")
     out = tmp_path / "out.parquet"
@@ -272,21 +276,23 @@ def test_sigterm_with_workers_exits_143_and_leaves_no_process(model_folder, base
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
-    import psutil
-
     deadline = time.monotonic() + 180
     while not list(tmp_path.glob(".out.parquet.tmp-*")):
         assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read()[-2000:] if proc.stderr else ""
         time.sleep(0.05)
     server = [c for c in psutil.Process(proc.pid).children() if "forkserver" in " ".join(c.cmdline())]
+    assert len(server) == 1
     workers = server[0].children()  # forked by the fork server
-    assert len(server) == 1 and len(workers) == 2
-    proc.send_signal(signal.SIGTERM)
+    assert len(workers) == 2
+    proc.send_signal(signum)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 143, err.decode()[-2000:]
-    assert not list(tmp_path.glob(".*tmp-*")) and not out.exists()
-    gone, alive = psutil.wait_procs(workers, timeout=10)
-    assert not alive
+    if signum == signal.SIGTERM:
+        assert proc.returncode == 143, err.decode()[-2000:]
+        assert not list(tmp_path.glob(".*tmp-*")) and not out.exists()
+    else:
+        assert proc.returncode == -signal.SIGKILL and not out.exists()
+    _, alive = psutil.wait_procs([*workers, *server], timeout=15)
+    assert not alive, f"left running: {alive}"
 
 
 def test_workers_option_is_checked(trained, base, tmp_path):

@@ -12,32 +12,34 @@ How:
   importing pandas, pyarrow, numba and LightGBM on 2 busy cores (measured); the server lives as
   long as this process, so later pools (tests, a second job) start warm.
 - Each worker gets its state once (`setup(payload)`, e.g. an unpickled Scorer), then tasks on its
-  own inbox queue, as pickled bytes (so a payload that cannot be pickled fails here, at once); the
-  results, and any exception with its type and remote traceback, come back on one outbox.
+  own pipe, as pickled bytes (so a payload that cannot be pickled fails here, at once); the
+  results, and any exception with its type and remote traceback, come back on its result pipe.
 - The caller bounds what is in flight (`capacity`) and decides the order; this module only moves
   tasks and results. A worker that dies (killed, out of memory) raises `WorkerLost` here; leaving
   the `with` block by an exception (or KeyboardInterrupt / SIGTERM as `Interrupted`) kills every
   worker (SIGKILL: they hold no files) before it returns. Workers ignore SIGINT (Ctrl-C reaches
-  the whole process group; the parent decides) and exit on their own if the parent disappears.
+  the whole process group; the parent decides) and exit at once if the parent disappears.
 """
 
 from __future__ import annotations
 
 import logging
 import multiprocessing
+import multiprocessing.connection
 import os
 import pickle
 import queue
 import signal
+import threading
 import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
 from typing import Any
 
 from pipeline.errors import ConfigError
 
 log = logging.getLogger(__name__)
-POLL_SECONDS = 0.5  # how often a waiting side checks that the other is still alive
 IN_FLIGHT_PER_WORKER = 2  # one being scored, one queued: a worker never waits, memory stays bounded
 _SETUP = "__setup__"
 
@@ -123,48 +125,84 @@ def limit_threads() -> object:
     return limiter
 
 
-def _send(outbox, key: Any, value: Any = None, error: BaseException | None = None) -> None:
-    try:
-        data = pickle.dumps((key, value, None if error is None else _portable(error)), protocol=5)
-    except Exception as err:  # noqa: BLE001 - a value that cannot be pickled is the task's failure
-        data = pickle.dumps((key, None, _portable(err)), protocol=5)
-    outbox.put(data)
-
-
-def _serve(inbox, outbox, setup: Callable[..., Any]) -> None:
-    """A worker: take the setup, then tasks, until told to stop (None) or the parent is gone."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+def _watch_parent() -> None:
+    """End this worker as soon as the job's process is gone (killed with SIGKILL, say): no orphans."""
     parent = multiprocessing.parent_process()
+    if parent is None:  # pragma: no cover - always a child here
+        return
+    multiprocessing.connection.wait([parent.sentinel])
+    os._exit(1)
+
+
+def _message(key: Any, value: Any = None, error: BaseException | None = None) -> bytes:
+    try:
+        return pickle.dumps((key, value, None if error is None else _portable(error)), protocol=5)
+    except Exception as err:  # noqa: BLE001 - a value that cannot be pickled is the task's failure
+        return pickle.dumps((key, None, _portable(err)), protocol=5)
+
+
+def _serve(tasks: Connection, results: Connection, setup: Callable[..., Any]) -> None:
+    """A worker: take the setup, then tasks, until told to stop (an empty message) or the parent is gone."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_watch_parent, name="watch-parent", daemon=True).start()
     limiter = limit_threads()  # noqa: F841 - the limits hold while the object lives
     state = None
     while True:
         try:
-            data = inbox.get(timeout=POLL_SECONDS)
-        except queue.Empty:
-            if parent is not None and not parent.is_alive():
-                outbox.cancel_join_thread()  # nobody reads any more: do not wait to flush at exit
-                return
-            continue
-        if data is None:
+            data = tasks.recv_bytes()
+        except EOFError:  # the parent closed its end: nothing more will come
+            return
+        if not data:
             return
         key, fn, args = pickle.loads(data)
         try:
             if key == _SETUP:
                 state = setup(*args)
                 continue
-            value = fn(state, *args)
+            message = _message(key, fn(state, *args))
         except BaseException as err:  # noqa: BLE001 - every failure goes back to the parent, with its type
-            _send(outbox, key, error=err)
-            continue
-        _send(outbox, key, value)
+            message = _message(key, error=err)
+        try:
+            results.send_bytes(message)
+        except OSError:  # the parent is gone
+            return
+
+
+class _Sender(threading.Thread):
+    """Writes one worker's tasks to its pipe, so the job never blocks on a worker still busy with a chunk."""
+
+    def __init__(self, conn: Connection, name: str) -> None:
+        super().__init__(name=f"{name}-sender", daemon=True)
+        self.conn = conn
+        self.queue: queue.SimpleQueue = queue.SimpleQueue()
+
+    def run(self) -> None:
+        while True:
+            data = self.queue.get()
+            if data is None:
+                return
+            try:
+                self.conn.send_bytes(data)
+            except OSError:  # the worker is gone (its end closed): `WorkerPool.get` reports it
+                return
+
+
+@dataclass
+class _Worker:
+    proc: Any  # multiprocessing Process
+    sender: _Sender
+    results: Connection
+    load: int = 0
 
 
 class WorkerPool:
     """`n` worker processes; `setup` once per worker, then `submit(key, fn, *args)` and `get()`.
 
     `fn(state, *args)` runs in a worker (`state` is what `setup` returned there); `fn` and `setup`
-    must be module-level functions. Use as a context manager: a clean exit stops the workers, an
-    exception kills them.
+    must be module-level functions. Each worker has a pipe for its tasks (written by a thread here)
+    and one for its results; this process keeps no copy of a worker's ends, so either side's death
+    is an end of file or a broken pipe to the other, never a hang. Use as a context manager: a clean
+    exit stops the workers, an exception kills them.
     """
 
     def __init__(self, n: int, setup: Callable[..., Any], preload: Iterable[str] = ()) -> None:
@@ -178,89 +216,105 @@ class WorkerPool:
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         self.n = n
         self.capacity = n * IN_FLIGHT_PER_WORKER
-        self._outbox = ctx.Queue()
-        self._inboxes = [ctx.Queue() for _ in range(n)]
-        self._load = [0] * n
-        self._where: dict[Any, list[int]] = {}
-        self._procs = []
+        self._workers: list[_Worker] = []
+        self._where: dict[Any, list[_Worker]] = {}
         try:
-            for i, inbox in enumerate(self._inboxes):
-                proc = ctx.Process(
-                    target=_serve, args=(inbox, self._outbox, setup), name=f"score-worker-{i}", daemon=True
-                )
-                proc.start()
-                self._procs.append(proc)
+            for i in range(n):
+                task_r, task_w = ctx.Pipe(duplex=False)
+                result_r, result_w = ctx.Pipe(duplex=False)
+                name = f"score-worker-{i}"
+                proc = ctx.Process(target=_serve, args=(task_r, result_w, setup), name=name, daemon=True)
+                sender = _Sender(task_w, name)
+                try:
+                    proc.start()
+                finally:
+                    task_r.close()  # the worker has its own copies now
+                    result_w.close()
+                sender.start()
+                self._workers.append(_Worker(proc, sender, result_r))
         except BaseException:
             self.kill()
             raise
 
     @property
     def pids(self) -> list[int]:
-        return [p.pid for p in self._procs if p.pid is not None]
+        return [w.proc.pid for w in self._workers if w.proc.pid is not None]
 
     def setup(self, *args: Any) -> None:
         """Give every worker its state: `setup(*args)` runs once in each (pickled once here)."""
         data = pickle.dumps((_SETUP, None, args), protocol=5)
-        for inbox in self._inboxes:
-            inbox.put(data)
+        for worker in self._workers:
+            worker.sender.queue.put(data)
 
     def submit(self, key: Any, fn: Callable[..., Any], *args: Any) -> None:
         """Queue `fn(state, *args)` on the least busy worker; its outcome comes back from `get` under `key`."""
         data = pickle.dumps((key, fn, args), protocol=5)
-        w = min(range(self.n), key=lambda i: (self._load[i], i))
-        self._inboxes[w].put(data)
-        self._load[w] += 1
-        self._where.setdefault(key, []).append(w)
+        worker = min(self._workers, key=lambda w: w.load)
+        worker.sender.queue.put(data)
+        worker.load += 1
+        self._where.setdefault(key, []).append(worker)
 
     def get(self) -> tuple[Any, Outcome]:
         """The next outcome from any worker, as (key, Outcome). Raises `WorkerLost` if a worker died."""
+        by_conn = {w.results: w for w in self._workers}
+        by_sentinel = {w.proc.sentinel: w for w in self._workers}
         while True:
-            try:
-                data = self._outbox.get(timeout=POLL_SECONDS)
-            except queue.Empty:
-                self._check_alive()
-                continue
-            key, value, error = pickle.loads(data)
-            if error is not None:
-                err, text = error
-                err.__cause__ = RemoteTraceback(text)
-                if key == _SETUP:
-                    raise err
-            else:
-                err = None
-            workers = self._where.get(key)
-            if workers:
-                self._load[workers.pop(0)] -= 1
-                if not workers:
-                    del self._where[key]
-            return key, Outcome(value, err)
+            ready = multiprocessing.connection.wait([*by_conn, *by_sentinel])
+            conns = [r for r in ready if r in by_conn]
+            if conns:
+                try:
+                    data = conns[0].recv_bytes()  # type: ignore[union-attr]
+                except EOFError:
+                    self._lost(by_conn[conns[0]])
+                return self._outcome(pickle.loads(data))
+            for sentinel in ready:
+                worker = by_sentinel[sentinel]  # type: ignore[index]
+                if not worker.results.poll():  # no result left to read from it
+                    self._lost(worker)
 
-    def _check_alive(self) -> None:
-        for proc in self._procs:
-            if proc.exitcode is not None:
-                raise WorkerLost(
-                    f"scoring worker process {proc.pid} ended ({_exit_reason(proc.exitcode)}) before returning "
-                    "its chunks; no output was published"
-                )
+    def _outcome(self, message: tuple) -> tuple[Any, Outcome]:
+        key, value, error = message
+        err = None
+        if error is not None:
+            err, text = error
+            err.__cause__ = RemoteTraceback(text)
+            if key == _SETUP:
+                raise err
+        workers = self._where.get(key)
+        if workers:
+            workers.pop(0).load -= 1
+            if not workers:
+                del self._where[key]
+        return key, Outcome(value, err)
+
+    def _lost(self, worker: _Worker) -> None:
+        worker.proc.join(timeout=5)
+        raise WorkerLost(
+            f"scoring worker process {worker.proc.pid} ended ({_exit_reason(worker.proc.exitcode)}) before "
+            "returning its chunks; no output was published"
+        )
 
     def close(self) -> None:
         """Stop the workers after their current task (a clean end: everything was collected)."""
-        for inbox in self._inboxes:
-            inbox.put(None)
-        for proc in self._procs:
-            proc.join(timeout=10)
+        for worker in self._workers:
+            worker.sender.queue.put(b"")  # the stop message
+            worker.sender.queue.put(None)
+        for worker in self._workers:
+            worker.sender.join(timeout=10)
+            worker.proc.join(timeout=10)
         self.kill()
 
     def kill(self) -> None:
-        """End every worker now (SIGKILL) and release the queues without waiting on them."""
-        for proc in self._procs:
-            if proc.exitcode is None:
-                proc.kill()
-        for proc in self._procs:
-            proc.join(timeout=10)
-        for q in (*self._inboxes, self._outbox):
-            q.cancel_join_thread()
-            q.close()
+        """End every worker now (SIGKILL: they hold no files) and release the pipes and threads."""
+        for worker in self._workers:
+            if worker.proc.exitcode is None:
+                worker.proc.kill()
+        for worker in self._workers:
+            worker.proc.join(timeout=10)
+            worker.sender.queue.put(None)
+            worker.sender.join(timeout=10)  # a send blocked on the dead worker failed with a broken pipe
+            worker.sender.conn.close()
+            worker.results.close()
 
     def __enter__(self) -> WorkerPool:
         return self
