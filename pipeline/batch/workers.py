@@ -263,12 +263,12 @@ class WorkerPool:
             conns = [r for r in ready if r in by_conn]
             if conns:
                 try:
-                    data = conns[0].recv_bytes()  # type: ignore[union-attr]
+                    data = conns[0].recv_bytes()
                 except EOFError:
                     self._lost(by_conn[conns[0]])
                 return self._outcome(pickle.loads(data))
             for sentinel in ready:
-                worker = by_sentinel[sentinel]  # type: ignore[index]
+                worker = by_sentinel[sentinel]
                 if not worker.results.poll():  # no result left to read from it
                     self._lost(worker)
 
