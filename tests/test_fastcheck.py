@@ -10,6 +10,7 @@ rule; and no row without a fault is rejected.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -591,3 +592,17 @@ def test_parquet_file_with_typed_columns(tmp_path):
         (5, "dependents", "range(0..20)"),
     }
     assert result.valid["housing"].tolist() == ["rent"] and result.valid["age"].isna().all()
+
+
+@pytest.mark.parametrize("engine", ["fast", "pandera"])
+def test_wide_valid_frame_is_not_fragmented(engine):
+    """Over 100 contract columns: the valid frame is one block per dtype, so adding a column does not warn."""
+    contract = ContractConfig(history_months=24, extras=[{"name": f"x{i}"} for i in range(30)])
+    names = [c.name for c in contract_columns(contract)]
+    df = pd.DataFrame({name: ["1"] * 3 for name in names if name != "application_date"})
+    df = df.assign(applicant_id=["a", "b", "c"], age=["30", "5", "40"], housing="own")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", pd.errors.PerformanceWarning)
+        result = validate_frame(df, contract, "wide", engine=engine)
+        result.valid["extra"] = 1.0
+    assert len(names) > 100 and result.rows_valid == 2 and result.valid._mgr.nblocks <= 5

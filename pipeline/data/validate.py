@@ -261,7 +261,7 @@ def coerce_frame(
             blank = np.array([isinstance(v, str) and not v.strip() for v in raw.iloc[lost]], dtype=bool)
             failures.add(lost[~blank], col.name, RULE_TYPE.format(dtype=col.dtype))  # blank is missing, not wrong
         out[col.name] = typed
-    return pd.DataFrame(out, index=df.index, copy=False)  # no consolidation copy (copy-on-write protects the input)
+    return pd.DataFrame(out, index=df.index)
 
 
 def _fast_failures(
@@ -378,7 +378,7 @@ def validate_frame(
     rejects = _rejects(found, df, typed, row_offset)
     bad = np.zeros(len(df), dtype=bool)
     bad[found["pos"].to_numpy(dtype="int64")] = True
-    valid = typed.loc[~bad].reset_index(drop=True)
+    valid = typed.loc[~bad].reset_index(drop=True) if bad.any() else typed  # typed is numbered 0..n-1 already
     valid.insert(0, "row_number", np.flatnonzero(~bad) + 1 + row_offset)
     result = ValidationResult(
         valid=valid,
