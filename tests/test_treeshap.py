@@ -5,7 +5,10 @@ from __future__ import annotations
 import lightgbm as lgb
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from helpers import examples
 from pipeline.decision.forest import Forest
 from pipeline.decision.treeshap import (
     ShapForest,
@@ -203,3 +206,23 @@ def test_top_k_exact_rule():
     assert top_k_exact(contrib, 0).shape == (3, 0)
     with pytest.raises(ValueError):
         top_k_exact(contrib[0], 2)
+
+
+@settings(max_examples=examples(200), deadline=None)
+@given(
+    st.integers(1, 40),
+    st.integers(0, 12),
+    st.integers(0, 6),
+    st.integers(0, 2**32 - 1),
+)
+def test_top_k_exact_equals_a_stable_sort(rows, features, k, seed):
+    """The one-pass selection against the rule written as a sort: positive values by (-value, index), first k;
+    values drawn from a few levels, so ties are common, with NaN, zeros and negatives."""
+    rng = np.random.default_rng(seed)
+    levels = np.array([np.nan, -1.0, -0.0, 0.0, 0.25, 0.5, 0.5, 1.0, 2.0])
+    contrib = rng.choice(levels, size=(rows, features)) * rng.choice([1.0, 1.0, 1e-300, 1e300], size=(rows, features))
+    want = np.full((rows, k), -1)
+    for r in range(rows):
+        ranked = sorted((i for i in range(features) if contrib[r, i] > 0), key=lambda i: (-contrib[r, i], i))[:k]
+        want[r, : len(ranked)] = ranked
+    np.testing.assert_array_equal(top_k_exact(contrib, k), want)

@@ -268,28 +268,30 @@ class _Paths:
 
 @_jit(parallel=True, nogil=True)
 def _top_k(contrib, k):  # pragma: no cover - numba
-    """k selection passes per row: strictly larger wins, so ties go to the lower feature index."""
+    """One pass per row keeping the k best (value, index) in order: a value enters only when strictly larger
+    than the one it passes, so ties go to the lower feature index. Only positive values are reasons (NaN never)."""
     n, f = contrib.shape
     out = np.full((n, k), -1, dtype=np.int64)
+    if k == 0:
+        return out
     for r in prange(n):
-        row = contrib[r]
-        for j in range(min(k, f)):
-            best = -1
-            for i in range(f):
-                v = row[i]
-                if not v > 0.0:
-                    continue  # only positive contributions are reasons (NaN never is)
-                taken = False
-                for q in range(j):
-                    if out[r, q] == i:
-                        taken = True
-                if taken:
-                    continue
-                if best < 0 or v > row[best]:
-                    best = i
-            if best < 0:
-                break
-            out[r, j] = best
+        best = np.empty(k)
+        held = 0
+        for i in range(f):
+            v = contrib[r, i]
+            if not v > 0.0:
+                continue
+            if held == k and not v > best[k - 1]:
+                continue
+            pos = held if held < k else k - 1
+            while pos > 0 and v > best[pos - 1]:
+                best[pos] = best[pos - 1]
+                out[r, pos] = out[r, pos - 1]
+                pos -= 1
+            best[pos] = v
+            out[r, pos] = i
+            if held < k:
+                held += 1
     return out
 
 
