@@ -31,8 +31,11 @@ path as the fallback, so the result is the same and only the cost differs:
 - numbers (`validate._coerce_number(fast=True)`): cast as written first, stripping only when
   that fails.
 
-Cost, and how the two engines are held together: see docs/operations.md (batch job) and
-tests/test_fastcheck.py.
+Seconds per 1M rows of both engines: docs/operations.md (batch scoring). On clean Parquet
+input what is left is mostly making the text columns Python strings (the valid frame keeps
+them as object, as the pandera path does), the id's duplicate check and pandas' per-column
+overhead; on CSV text, parsing numbers and dates. tests/test_fastcheck.py holds the engines
+together: the same rejects and valid frame on generated frames with faults of every rule.
 """
 
 from __future__ import annotations
