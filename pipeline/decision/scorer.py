@@ -23,9 +23,9 @@ from pipeline.data.validate import ValidationResult, validate_frame
 from pipeline.decision.offers import COUNTER, OFFER_COLUMNS, offer_inputs_from_frame, search_offers
 from pipeline.decision.policy import DECLINE, REASONS, PolicyInputs, decide
 from pipeline.decision.products import ProductsConfig
-from pipeline.decision.reasons import top_reasons
-from pipeline.decision.scorecard import grade_names, pd_to_score, score_to_grade_index
-from pipeline.decision.treeshap import shap_values
+from pipeline.decision.scorecard import pd_to_score, score_to_grade_index
+from pipeline.decision.textcols import labels_column, repeated_text
+from pipeline.decision.treeshap import shap_values, top_k_exact
 from pipeline.features import FeatureSpec, compute_features, feature_dictionary, living_cost
 from pipeline.model.boosters import LimitModel, PDModel, to_matrix
 
@@ -199,27 +199,27 @@ class Scorer:
             decisions = self._decide(valid, X, pd_, grade_idx)
             if self.products is not None:
                 decisions = self._with_offers(decisions, valid, pd_, grade_idx)
-            out = pd.DataFrame(
-                {
-                    "applicant_id": valid["applicant_id"].to_numpy(),
-                    "pd": pd_,
-                    "score": score,
-                    "grade": grade_names(grade_idx, self.scorecard),
-                    "decision": decisions["decision"].to_numpy(),
-                    "credit_limit": decisions["credit_limit"].to_numpy(),
-                }
-            )
+            # columns are handed over as arrays (.array: no copy, no text turned into Python objects and back)
+            columns = {
+                "applicant_id": valid["applicant_id"].array,
+                "pd": pd_,
+                "score": score,
+                "grade": labels_column([g.name for g in self.scorecard.grades], grade_idx),
+                "decision": decisions["decision"].array,
+                "credit_limit": decisions["credit_limit"].to_numpy(),
+            }
             if self.products is not None:
                 for col in REQUEST_COLUMNS:  # what was asked, beside what is offered (statements, audits)
-                    out[col] = valid[col].to_numpy(dtype=float) if col in valid else np.full(len(valid), np.nan)
+                    columns[col] = valid[col].to_numpy(dtype=float) if col in valid else np.full(len(valid), np.nan)
                 for col in OFFER_COLUMNS:
-                    out[col] = decisions[col].to_numpy()
+                    columns[col] = decisions[col].array
             if self.reason_k:
-                self._add_reasons(out, X, contrib, decisions)
-            out["decision_reasons"] = decisions["decision_reasons"].to_numpy()
-            out["model_name"] = self.meta.get("model_name", "")
-            out["model_version"] = str(self.meta.get("model_version", ""))
-            return out
+                columns.update(self._reasons(X, contrib, decisions))
+            n = len(valid)
+            columns["decision_reasons"] = decisions["decision_reasons"].array
+            columns["model_name"] = repeated_text(self.meta.get("model_name", ""), n)
+            columns["model_version"] = repeated_text(str(self.meta.get("model_version", "")), n)
+            return pd.DataFrame(columns)
 
     def _pd(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """Calibrated PD, and path attribution from the same walk of the trees when some row will use it."""
@@ -292,18 +292,21 @@ class Scorer:
             return (kind == DECLINE) | (kind == COUNTER)
         return decisions["decision"].to_numpy() == DECLINE
 
-    def _add_reasons(self, out: pd.DataFrame, X: np.ndarray, contrib: np.ndarray | None, decisions) -> None:
-        """reason_1..k and reason_method: exact TreeSHAP on the rows that need it, path attribution elsewhere."""
+    def _reasons(self, X: np.ndarray, contrib: np.ndarray | None, decisions) -> dict[str, object]:
+        """reason_1..k and reason_method: exact TreeSHAP on the rows that need it, path attribution elsewhere.
+
+        The selection is `top_reasons`'s (`treeshap.top_k_exact`), kept as feature indices until the texts."""
         exact = self._exact_rows(decisions)
         if contrib is None:
             contrib = np.zeros(X.shape)
         if exact.any():
             rows = np.flatnonzero(exact)
             contrib[rows] = shap_values(self.pd_model, X[rows])
-        reasons = top_reasons(contrib, [s.reason for s in self.specs], self.reason_k)
-        for i in range(self.reason_k):
-            out[f"reason_{i + 1}"] = reasons[:, i]
-        out["reason_method"] = np.where(exact, "exact", "path").astype(object)
+        texts = [s.reason for s in self.specs]
+        idx = top_k_exact(contrib, self.reason_k) if len(texts) else np.full((len(X), self.reason_k), -1)
+        out: dict[str, object] = {f"reason_{i + 1}": labels_column(texts, idx[:, i]) for i in range(self.reason_k)}
+        out["reason_method"] = labels_column(["path", "exact"], exact.astype(np.int64))
+        return out
 
     def _with_offers(self, decisions: pd.DataFrame, valid: pd.DataFrame, pd_, grade_idx) -> pd.DataFrame:
         """The offer for what was asked; the decision and limit follow the offer.
