@@ -599,6 +599,7 @@ def offer_parts(inp: OfferInputs, cfg: ProductsConfig, pd_cutoff: float | None =
 def _product_offers(
     sub: OfferInputs, product: Product, cfg: ProductsConfig, pd_ok: np.ndarray, pd_cutoff: float | None
 ) -> dict[str, Any]:
+    """The columns of one product's rows: figures in numpy, texts in Arrow (see `offer_frame`)."""
     r = _rows(sub, product, cfg, pd_ok)
     res = (_instalment if product.kind == "instalment" else _revolving)(sub, r, product, cfg)
     kind, notes = _outcome(sub, r, res, product, cfg, pd_cutoff)
