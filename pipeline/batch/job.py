@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 
 from pipeline.batch import tallies
 from pipeline.batch.tallies import SeenIds, Tally, reject_rows, valid_ids
-from pipeline.batch.workers import WorkerPool, resolve_workers
+from pipeline.batch.workers import Outcome, WorkerPool, resolve_workers
 from pipeline.config import Config, FileSource
 from pipeline.data.io import (
     atomic_write_text,
@@ -359,7 +359,7 @@ def _score_in_workers(scorer: Scorer, tasks: Iterator[ChunkTask], n: int, out: _
     """
     seen = SeenIds()
     in_flight: dict[int, ChunkTask] = {}
-    done: dict[int, object] = {}
+    done: dict[int, Outcome] = {}
     read_error: Exception | None = None
     exhausted, turn = False, 0
     with WorkerPool(n, worker_scorer, preload=WORKER_PRELOAD) as pool:
@@ -381,10 +381,10 @@ def _score_in_workers(scorer: Scorer, tasks: Iterator[ChunkTask], n: int, out: _
             while turn not in done:
                 key, outcome = pool.get()
                 done[key] = outcome
-            result: ChunkResult = done.pop(turn).result()  # type: ignore[attr-defined]
+            result: ChunkResult = done.pop(turn).result()
             repeated = seen.repeated(result.ids, result.hashes)
-            if repeated.any():
-                rows = result.scores.column("row_number").to_numpy()[repeated]  # type: ignore[union-attr]
+            if repeated.any() and result.scores is not None:  # ids are those of the scored rows, in order
+                rows = result.scores.column("row_number").to_numpy()[repeated]
                 pool.submit(turn, score_task, replace(in_flight[turn], drop=rows))
                 continue
             seen.add(result.ids, result.hashes)
