@@ -315,9 +315,7 @@ class PDModelConfig(Strict):
     calibration: Literal["auto", "isotonic_interp", "platt", "beta", "identity", "isotonic", "sigmoid", "none"] = Field(
         "auto", description="auto: the eligible method with the lowest cross-validated log loss"
     )
-    calibration_methods: list[CalibrationMethod] = Field(
-        default_factory=_all_calibration_methods
-    )
+    calibration_methods: list[CalibrationMethod] = Field(default_factory=_all_calibration_methods)
     calibration_settings: CalibrationConfig = CalibrationConfig()
     search: SearchConfig = SearchConfig()
 

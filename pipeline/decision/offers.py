@@ -42,6 +42,7 @@ import pyarrow.compute as pc
 
 from pipeline.decision import pricing
 from pipeline.decision.products import Product, ProductsConfig
+from pipeline.decision.textcols import arrow_text, text_dtype
 
 APPROVE, COUNTER, DECLINE = "approve", "counter_offer", "decline"
 OFFER_COLUMNS = (
@@ -330,35 +331,17 @@ def _strings(values: Sequence[object]) -> pa.Array:
     return pa.array(list(values), type=_STR, from_pandas=True)
 
 
-def _arrow_str() -> Any:
-    """The dtype pandas gives a column of Python strings when it keeps them in Arrow (pandas 3), else None."""
-    dtype = pd.Series(["x"]).dtype
-    return dtype if isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow" else None
-
-
-def _text(values: pa.Array) -> Any:
-    """Arrow strings as the column pandas makes of the same Python strings: its Arrow-backed "str" on pandas 3,
-    object before (and for no rows, as pandas infers no string type from an empty object array)."""
-    dtype = _arrow_str()
-    return pd.array(values, dtype=dtype) if len(values) and dtype is not None else values.to_numpy(zero_copy_only=False)
-
-
 def _object_text(values: np.ndarray) -> Any:
     """An object array as pandas makes it a column; Python strings go through Arrow's converter when pandas
     stores them in Arrow anyway (twice as fast as its own inference). No string at all, or another type: as is."""
-    if len(values) and _arrow_str() is not None:
+    if len(values) and text_dtype() is not None:
         try:
             converted = pa.array(values, type=_STR)
         except (pa.ArrowInvalid, pa.ArrowTypeError):
             return values
         if converted.null_count < len(converted):
-            return _text(converted)
+            return arrow_text(converted)
     return values
-
-
-def text_labels(labels: Sequence[str], index: np.ndarray) -> Any:
-    """labels[index] as a text column, without a Python string per row."""
-    return _text(_strings(labels).take(pa.array(index)))
 
 
 @dataclass(frozen=True)
@@ -637,5 +620,5 @@ def offer_frame(product: np.ndarray, parts: list[Part]) -> pd.DataFrame:
             frame[c][rows] = columns[c]
     for c in _TEXT:
         texts = pa.concat_arrays([*(columns[c] for _, columns in parts), _strings([""])])
-        frame[c] = _text(texts.take(pa.array(source)))
+        frame[c] = arrow_text(texts.take(pa.array(source)))
     return pd.DataFrame(frame, columns=OFFER_COLUMNS)

@@ -20,7 +20,15 @@ from threadpoolctl import threadpool_limits
 
 from pipeline.config import ContractConfig, FeatureConfig, PolicyConfig, ScorecardConfig, ScoringConfig
 from pipeline.data.validate import ValidationResult, validate_frame
-from pipeline.decision.offers import COUNTER, OFFER_COLUMNS, offer_inputs_from_frame, search_offers
+from pipeline.decision.offers import (
+    COUNTER,
+    OFFER_COLUMNS,
+    declined_part,
+    offer_frame,
+    offer_inputs_from_frame,
+    offer_parts,
+    search_offers,
+)
 from pipeline.decision.policy import DECLINE, REASONS, PolicyInputs, decide
 from pipeline.decision.products import ProductsConfig
 from pipeline.decision.scorecard import pd_to_score, score_to_grade_index
@@ -314,7 +322,6 @@ class Scorer:
         Declines that no product can change (residual income, a recent 90+ days delinquency,
         unknown income under `unknown_income: decline`) keep the policy's codes and words.
         """
-        from pipeline.decision.offers import text_labels
 
         assert self.products is not None
         living = np.broadcast_to(np.asarray(living_cost(valid, self.features_cfg), dtype=float), (len(valid),))
@@ -327,7 +334,7 @@ class Scorer:
         else:
             offers = search_offers(inputs, self.products, pd_cutoff=self.policy.pd_cutoff)
         approved = (offers["offer_type"] != "decline").to_numpy(dtype=bool)
-        offers["decision"] = text_labels(("decline", "approve"), approved.astype(np.intp))
+        offers["decision"] = labels_column(("decline", "approve"), approved.astype(np.intp))
         offers["credit_limit"] = np.where(approved, offers["offer_amount"].to_numpy(dtype=float), 0.0)
         offers["decision_reasons"] = offers["offer_codes"]
         return offers
@@ -336,7 +343,6 @@ class Scorer:
         """Offers searched for the rows not hard-declined; hard declines keep their product and the policy's
         codes and words, with no figures. Words are made once per distinct set of codes, and the frame once
         from numpy and Arrow columns (no Python string per row: this step runs on every batch)."""
-        from pipeline.decision.offers import declined_part, offer_frame, offer_parts
 
         assert self.products is not None
         searched = np.flatnonzero(~hard)

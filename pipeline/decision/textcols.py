@@ -24,14 +24,18 @@ def text_dtype() -> Any:
     return dtype if isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow" else None
 
 
+def arrow_text(values: pa.Array) -> Any:
+    """Arrow strings as the column pandas makes of the same Python strings: its Arrow-backed "str" on pandas 3,
+    object before (and for no rows, as pandas infers no string type from an empty object array)."""
+    dtype = text_dtype()
+    return pd.array(values, dtype=dtype) if len(values) and dtype is not None else values.to_numpy(zero_copy_only=False)
+
+
 def labels_column(labels: Sequence[object], index: np.ndarray) -> Any:
     """labels[index] as a text column; index -1 (and None labels) give missing values."""
     index = np.asarray(index, dtype=np.int64)
-    dtype = text_dtype()
-    if dtype is None or not len(index):
-        return np.asarray([*labels, None], dtype=object)[index]
     table = pa.array(list(labels), type=pa.large_string(), from_pandas=True)
-    return pd.array(table.take(pa.array(index, mask=index < 0)), dtype=dtype)
+    return arrow_text(table.take(pa.array(index, mask=index < 0)))
 
 
 def repeated_text(value: str, n: int) -> Any:

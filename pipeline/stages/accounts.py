@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import cast
 
 import joblib
 import mlflow
@@ -181,7 +182,8 @@ def _champion_holdout_metrics(name: str, valid: pd.DataFrame, test_idx: np.ndarr
     version = alias_version(name, CHAMPION)
     if version is None:
         return None
-    champion = load_model_scorer(f"models:/{name}/{version}", str(version))  # verified before unpickling
+    # verified before unpickling; an account version holds an AccountScorer
+    champion = cast(AccountScorer, load_model_scorer(f"models:/{name}/{version}", str(version)))
     checked = champion.validate(valid.iloc[test_idx].reset_index(drop=True), "holdout")
     y = checked.valid[TARGET].to_numpy(dtype=int)
     return discrimination(y, champion.predict(checked.valid), cfg.evaluation.calibration_bins)
