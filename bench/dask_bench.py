@@ -161,6 +161,13 @@ def report_lines(res: dict) -> list[str]:
     ]
 
 
+def kept_section(path: Path) -> str | None:
+    """This bench's section as the report holds it now, for a full bench run with --no-dask."""
+    text = path.read_text() if path.exists() else ""
+    found = re.search(re.escape(BEGIN) + ".*?" + re.escape(END), text, re.S)
+    return found.group(0) if found else None
+
+
 def write_section(res: dict, path: Path) -> None:
     """Replace this bench's section of the report (or append it) without rerunning the full bench."""
     text = path.read_text() if path.exists() else "# Benchmarks\n"

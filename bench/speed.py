@@ -22,7 +22,6 @@ import numpy as np
 import pandas as pd
 
 from pipeline.config import ScoringConfig
-from pipeline.decision.reasons import top_reasons
 from pipeline.decision.scorecard import pd_to_score, score_to_grade_index
 from pipeline.decision.treeshap import shap_forest, shap_values
 from pipeline.model.boosters import threads
@@ -48,30 +47,83 @@ def variant(scorer, exact_reasons: str, compiled: bool = True):
     return other
 
 
-def job_vs_predict(scorer, input_path: Path, tmp: Path, X: np.ndarray, repeats: int) -> dict:
-    """score_file with path reasons for every row and with the default (exact for adverse rows), against
-    bare Booster.predict on the same rows' matrix, interleaved."""
+def job_vs_predict(scorer, input_path: Path, tmp: Path, repeats: int) -> dict:
+    """score_file (a worker per core, the default) with path reasons for every row and with the default (exact
+    for adverse rows), and with one process, against bare Booster.predict (a thread per core) on the same rows'
+    matrix, interleaved."""
     from pipeline.batch.job import score_file
+    from pipeline.batch.workers import available_cores
+    from pipeline.data.io import read_parquet
 
+    valid = scorer.validate(read_parquet(input_path), str(input_path), allow_all_rejected=True).valid
+    X = scorer.matrix(valid)
+    del valid
     booster = scorer.pd_model.booster
     out = tmp / "speed_out.parquet"
 
-    def job(mode: str) -> Callable[[], object]:
-        return lambda: score_file("bench", input_path, out, scorer=variant(scorer, mode), progress=False)
+    def job(mode: str, workers: int | None = None) -> Callable[[], object]:
+        s = variant(scorer, mode)
+        return lambda: score_file("bench", input_path, out, scorer=s, progress=False, workers=workers)
 
     runs = {
         "predict": lambda: booster.predict(X, num_threads=threads()),
         "job_path_reasons": job("none"),
         "job_default": job("adverse"),
+        "job_path_reasons_one_process": job("none", 1),
     }
     runs["predict"]()
     runs["job_default"]()  # warm: links the compiled forests, builds the TreeSHAP tables, numba cache
     secs = medians(runs, repeats)
     n = len(X)
-    res = {"rows": n, "repeats": repeats, **{f"{k}_rows_per_s": n / v for k, v in secs.items()}}
+    res = {"rows": n, "repeats": repeats, "workers": available_cores()}
+    res.update({f"{k}_rows_per_s": n / v for k, v in secs.items()})
     res["ratio_path_reasons"] = res["job_path_reasons_rows_per_s"] / res["predict_rows_per_s"]
     res["ratio_default"] = res["job_default_rows_per_s"] / res["predict_rows_per_s"]
+    res["ratio_path_reasons_one_process"] = res["job_path_reasons_one_process_rows_per_s"] / res["predict_rows_per_s"]
     res["exact_share_of_default_job"] = 1 - secs["job_path_reasons"] / secs["job_default"]
+    out.unlink(missing_ok=True)
+    return res
+
+
+def job_steps(scorer, input_path: Path, tmp: Path, repeats: int) -> dict:
+    """Seconds per 100k rows of the job's steps around `score_valid`, one process, medians: read, validation on
+    both engines, the repeated-id check, drift tallies, scores to Arrow and Parquet."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from pipeline.batch.tallies import SeenIds, Tally, valid_ids
+    from pipeline.data.io import read_parquet
+    from pipeline.data.validate import validate_frame
+
+    s = variant(scorer, "none")
+    raw = read_parquet(input_path)
+    valid = s.validate(raw, "bench", allow_all_rejected=True).valid
+    X = s.matrix(valid)
+    scored = s.score_valid(valid, X)
+    scored.insert(0, "row_number", valid["row_number"].to_numpy())
+    out = tmp / "steps.parquet"
+
+    def pandera():
+        validate_frame(raw, s.contract, "bench", required=s.required_columns, allow_all_rejected=True, engine="pandera")
+
+    def seen_ids():
+        ids, hashes = valid_ids(valid)
+        SeenIds().repeated(ids, hashes)
+
+    def write():
+        pq.write_table(pa.Table.from_pandas(scored, preserve_index=False), out)
+
+    steps: dict[str, Callable[[], object]] = {
+        "parquet_read": lambda: read_parquet(input_path),
+        "validate_fast": lambda: s.validate(raw, "bench", allow_all_rejected=True),
+        "validate_pandera": pandera,
+        "repeated_ids": seen_ids,
+        "drift_tallies": lambda: Tally().add_scored(scored, X, s),
+        "to_arrow_and_parquet_write": write,
+        "score_valid_path_reasons": lambda: s.score_valid(valid, X),
+    }
+    scale = 100_000 / len(raw)
+    res = {k: v * scale for k, v in medians(steps, repeats).items()}
     out.unlink(missing_ok=True)
     return res
 
@@ -85,14 +137,13 @@ def breakdown(scorer, valid: pd.DataFrame, repeats: int) -> dict:
     decisions = s._decide(valid, X, pd_, grade)
     offers = s._with_offers(decisions, valid, pd_, grade) if s.products is not None else decisions
     adverse = s._exact_rows(offers)
-    texts = [sp.reason for sp in s.specs]
     steps: dict[str, Callable[[], object]] = {
         "features_matrix": lambda: s.matrix(valid),
         "pd_and_path_attribution": lambda: s._pd(X),
         "limit_and_policy": lambda: s._decide(valid, X, pd_, grade),
         "offers": lambda: s._with_offers(decisions, valid, pd_, grade) if s.products is not None else None,
         "exact_shap_adverse_rows": lambda: shap_values(s.pd_model, X[adverse]),
-        "top_k_reasons": lambda: top_reasons(contrib, texts, s.reason_k),
+        "reasons_path": lambda: variant(s, "none")._reasons(X, contrib.copy(), offers),
         "whole_score_valid": lambda: s.score_valid(valid, X),
         "bare_predict": lambda: s.pd_model.booster.predict(X, num_threads=threads()),
     }
@@ -166,8 +217,9 @@ def forests(scorer, X: np.ndarray, repeats: int) -> dict:
     return out
 
 
-def measure(name: str, scorer, input_path: Path, tmp: Path, quick: bool) -> dict:
-    """Every measurement above for one scorer on the rows of `input_path`, compiled as at registration."""
+def measure(name: str, scorer, input_path: Path, tmp: Path, quick: bool, job_input: Path | None = None) -> dict:
+    """Every measurement above for one scorer on the rows of `input_path` (the whole job on `job_input`, larger,
+    so that every worker gets chunks), compiled as at registration."""
     from pipeline.data.io import read_parquet
 
     scorer.compile(ScoringConfig())
@@ -180,8 +232,10 @@ def measure(name: str, scorer, input_path: Path, tmp: Path, quick: bool) -> dict
     res["exact"] = exact_vs_pred_contrib(scorer.pd_model, X[: 1000 if quick else 4000], repeats)
     log.info("%s: score_valid breakdown", name)
     res["breakdown"] = breakdown(scorer, valid, repeats)
+    log.info("%s: the job's steps around score_valid", name)
+    res["steps"] = job_steps(scorer, input_path, tmp, repeats)
     log.info("%s: whole job vs bare predict", name)
-    res["job"] = job_vs_predict(scorer, input_path, tmp, X, repeats)
+    res["job"] = job_vs_predict(scorer, job_input or input_path, tmp, repeats)
     return res
 
 
@@ -194,37 +248,50 @@ def report_lines(speed: dict) -> list[str]:
             f"### {name} ({f['pd_trees']} PD trees; limit model {f.get('limit_trees', '-')} trees, "
             f"num_leaves {f.get('limit_num_leaves', '-')})",
             "",
-            f"Whole job (`score_file` in this process: read, validate, features, PD, limit, policy, offers, reasons, "
-            f"drift, write) on {j['rows']:,} rows, median of {j['repeats']} interleaved with bare `Booster.predict` "
-            "on the same rows' matrix:",
+            f"Whole job (`score_file`: read, validate, features, PD, limit, policy, offers, reasons, drift, write; "
+            f"a worker per core) on {j['rows']:,} rows, median of {j['repeats']} interleaved with bare "
+            "`Booster.predict` (a thread per core) on the same rows' matrix:",
             "",
             "| | rows/s | vs bare predict |",
             "|---|---:|---:|",
             f"| bare `Booster.predict` (PD only) | {j['predict_rows_per_s']:,.0f} | 1.00x |",
-            f"| job, path reasons for every row (`exact_reasons: none`) | {j['job_path_reasons_rows_per_s']:,.0f} | "
-            f"**{j['ratio_path_reasons']:.2f}x** |",
+            f"| job, path reasons for every row (`exact_reasons: none`), {j.get('workers', 1)} workers | "
+            f"{j['job_path_reasons_rows_per_s']:,.0f} | **{j['ratio_path_reasons']:.2f}x** |",
+            f"| the same in one process (`--workers 1`) | {j.get('job_path_reasons_one_process_rows_per_s', 0):,.0f} | "
+            f"{j.get('ratio_path_reasons_one_process', 0):.2f}x |",
             f"| job, default (exact TreeSHAP reasons for the {b['adverse_share']:.0%} adverse rows) | "
             f"{j['job_default_rows_per_s']:,.0f} | {j['ratio_default']:.2f}x |",
             "",
             f"Exact reasons for adverse rows take {j['exact_share_of_default_job']:.0%} of the default job's time.",
             "",
-            "Where `score_valid` spends its time (seconds per 100,000 rows, default settings, medians):",
+            "Where the time goes, one process, seconds per 100,000 rows (medians); `score_valid` steps with the "
+            "default settings, so the exact TreeSHAP step is the adverse rows':",
             "",
             "| step | s / 100k rows |",
             "|---|---:|",
             *[
-                f"| {k.replace('_', ' ')} | {b[k]:.2f} |"
+                f"| {k.replace('_', ' ')} | {r['steps'][k]:.3f} |"
+                for k in ("parquet_read", "validate_fast", "validate_pandera", "repeated_ids")
+                if k in r.get("steps", {})
+            ],
+            *[
+                f"| {k.replace('_', ' ')} | {b[k]:.3f} |"
                 for k in (
                     "features_matrix",
                     "pd_and_path_attribution",
                     "limit_and_policy",
                     "offers",
                     "exact_shap_adverse_rows",
-                    "top_k_reasons",
+                    "reasons_path",
                     "whole_score_valid",
-                    "bare_predict",
                 )
             ],
+            *[
+                f"| {k.replace('_', ' ')} | {r['steps'][k]:.3f} |"
+                for k in ("score_valid_path_reasons", "drift_tallies", "to_arrow_and_parquet_write")
+                if k in r.get("steps", {})
+            ],
+            f"| bare `Booster.predict` ({threads()} threads) | {b['bare_predict']:.3f} |",
             "",
             f"The limit model runs on {b['limit_rows_share']:.0%} of the rows (the others are declined before the "
             "limit step). Exact TreeSHAP vs LightGBM `pred_contrib` on "
