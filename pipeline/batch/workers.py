@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import multiprocessing.connection
+import multiprocessing.context
 import os
 import pickle
 import queue
@@ -208,10 +209,13 @@ class WorkerPool:
     def __init__(self, n: int, setup: Callable[..., Any], preload: Iterable[str] = ()) -> None:
         if n < 1:
             raise ValueError(f"a pool needs at least one worker, got {n}")
-        ctx = multiprocessing.get_context("forkserver")
-        preload = list(preload)
-        if preload:
-            ctx.set_forkserver_preload(preload)  # read when the server starts (once per process)
+        ctx: multiprocessing.context.BaseContext
+        if "forkserver" in multiprocessing.get_all_start_methods():
+            ctx = multiprocessing.get_context("forkserver")
+            if preload:  # read when the server starts (once per process)
+                multiprocessing.get_context("forkserver").set_forkserver_preload(list(preload))
+        else:  # pragma: no cover - Windows: each worker imports everything itself (seconds)
+            ctx = multiprocessing.get_context("spawn")
         # Read by libgomp when it loads; the server and its workers inherit this process's environment.
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         self.n = n
