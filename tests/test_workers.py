@@ -295,6 +295,44 @@ def test_a_stopped_job_leaves_no_worker_process(model_folder, base, tmp_path, si
     assert not alive, f"left running: {alive}"
 
 
+def thread_settings(scorer, _):
+    """Run in a worker: the thread counts it scores with."""
+    import numba
+    from threadpoolctl import threadpool_info
+
+    engines = [m.engine(scorer.compiled) for m in (scorer.pd_model, scorer.limit_model) if m is not None]
+    return {
+        "numba": numba.get_num_threads(),
+        "pools": sorted({p["num_threads"] for p in threadpool_info()}),
+        "compiled": [getattr(e, "threads", None) for e in engines],
+        "omp_wait": os.environ.get("OMP_WAIT_POLICY"),
+        "pid": os.getpid(),
+    }
+
+
+def test_a_worker_scores_on_one_thread(trained):
+    """numba, every BLAS and OpenMP runtime, and the compiled forests' pool: one thread in each worker."""
+    import copy
+    import pickle
+
+    from pipeline.batch.workers import WorkerPool
+    from pipeline.config import ScoringConfig
+
+    _, _, result = trained
+    scorer = copy.deepcopy(result.scorer)
+    scorer.compile(ScoringConfig())  # the forests as registration ships them
+    with WorkerPool(2, job.worker_scorer, preload=job.WORKER_PRELOAD) as pool:
+        pool.setup(pickle.dumps(scorer, protocol=5))
+        for key in range(4):
+            pool.submit(key, thread_settings, key)
+        seen = dict(pool.get() for _ in range(4))
+    settings_ = [outcome.result() for outcome in seen.values()]
+    assert {s["pid"] for s in settings_} <= set(pool.pids) and os.getpid() not in {s["pid"] for s in settings_}
+    for s in settings_:
+        assert s["numba"] == 1 and s["pools"] == [1] and s["omp_wait"] == "PASSIVE"
+        assert s["compiled"] == [1, 1]
+
+
 def test_workers_option_is_checked(trained, base, tmp_path):
     inp = write(base.head(50), tmp_path / "in.csv", "csv")
     with pytest.raises(ConfigError, match="--workers"):

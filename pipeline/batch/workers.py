@@ -113,17 +113,20 @@ def _exit_reason(code: int | None) -> str:
 
 
 def limit_threads() -> object:
-    """One thread for numba, BLAS and OpenMP in this process; returns the threadpoolctl limiter (keep it)."""
+    """One thread for numba, BLAS and OpenMP in this process; returns the threadpoolctl limiter (keep it).
+
+    numba first: setting its thread count starts its threading layer, which loads an OpenMP
+    runtime of its own; threadpoolctl then limits every runtime loaded by then, that one too.
+    """
     from threadpoolctl import threadpool_limits
 
-    limiter = threadpool_limits(limits=1)
     try:
         import numba
 
         numba.set_num_threads(1)
     except ImportError:  # pragma: no cover - numba is a dependency
         pass
-    return limiter
+    return threadpool_limits(limits=1)
 
 
 def _watch_parent() -> None:
