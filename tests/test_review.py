@@ -165,7 +165,9 @@ def test_train_register_review_from_the_cli(tmp_path):
     """The whole path as an operator runs it: stages through `run --to register`, then `review` with the champion."""
     config = tmp_path / "acct.yaml"
     config.write_text(yaml.safe_dump(account_config(tmp_path)))
-    cli("run", "--config", str(config), "--to", "register", cwd=tmp_path)
+    # the run's own store, whatever an earlier test left in the environment: artifacts land beside it
+    env = {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'output' / 'mlflow.db'}"}
+    cli("run", "--config", str(config), "--to", "register", cwd=tmp_path, env=env)
     run_dir = tmp_path / "output" / "acct"
     evaluation = json.loads((run_dir / "evaluate" / "evaluation.json").read_text())
     assert evaluation["gate"]["fairness_assessed"] is False and evaluation["gate"]["min_air"] is None
@@ -175,7 +177,7 @@ def test_train_register_review_from_the_cli(tmp_path):
     assert any("not applicable (no protected attribute)" in r for r in registration["gate"])
     out = tmp_path / "review" / "out.parquet"
     args = ("review", "--config", str(config), "--output", str(out), "--chunk-rows", "400")
-    proc = cli(*args, cwd=tmp_path, check=False)  # the champion, loaded from the registry with its digests checked
+    proc = cli(*args, cwd=tmp_path, env=env, check=False)  # the champion, loaded from the registry with its digests checked
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)
     assert summary["model_name"] == "test-acct" and summary["model_version"] == "1"
@@ -189,6 +191,6 @@ def test_train_register_review_from_the_cli(tmp_path):
     # a second registration scores the champion on its holdout: loaded only after its digests check out
     (pickled,) = [p for p in (tmp_path / "output" / "mlartifacts").rglob("*.joblib") if "scorer" in p.name]
     pickled.write_bytes(pickled.read_bytes() + b"\0")
-    proc = cli("register", "--config", str(config), cwd=tmp_path, check=False)
+    proc = cli("register", "--config", str(config), cwd=tmp_path, env=env, check=False)
     assert proc.returncode == 8, proc.stderr[-2000:]
     assert pickled.name in proc.stderr
