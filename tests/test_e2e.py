@@ -1,6 +1,7 @@
 """End to end: the whole pipeline twice on a small config, as a user runs it, in a temporary folder."""
 
 import json
+import os
 
 import mlflow
 import pandas as pd
@@ -29,9 +30,15 @@ def two_runs(tmp_path_factory):
     first = cli("run", "--config", str(path), cwd=ROOT)
     second = cli("run", "--config", str(path), cwd=ROOT)
     store = f"sqlite:///{tmp / 'output' / 'mlflow.db'}"
+    before = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
     mlflow.set_tracking_uri(store)
     mlflow.set_registry_uri(store)  # an earlier in-process test on this worker may have set another registry
-    return tmp, path, first, second
+    yield tmp, path, first, second
+    for key, value in before.items():  # MLflow 3 exports the URIs to the environment: later tests' children inherit
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 def test_run_prints_where_everything_is(two_runs):

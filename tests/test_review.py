@@ -177,7 +177,8 @@ def test_train_register_review_from_the_cli(tmp_path):
     assert any("not applicable (no protected attribute)" in r for r in registration["gate"])
     out = tmp_path / "review" / "out.parquet"
     args = ("review", "--config", str(config), "--output", str(out), "--chunk-rows", "400")
-    proc = cli(*args, cwd=tmp_path, env=env, check=False)  # the champion, loaded from the registry with its digests checked
+    # the champion, loaded from the registry with its digests checked
+    proc = cli(*args, cwd=tmp_path, env=env, check=False)
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)
     assert summary["model_name"] == "test-acct" and summary["model_version"] == "1"
