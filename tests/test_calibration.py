@@ -174,3 +174,23 @@ def test_calibrators_are_picklable(split):
         again = pickle.loads(pickle.dumps(model))
         assert np.array_equal(again(raw_test), model(raw_test))
         assert again.method == model.method
+
+
+def test_identity_is_a_candidate_and_wins_when_the_raw_score_is_already_a_pd():
+    """A booster that is calibrated already: every fitted map only adds the calibration split's noise, so the
+    cross-validated log loss must not favour one by much; identity keeps the raw PD within the floor."""
+    rng = np.random.default_rng(7)
+    raw = 1 / (1 + np.exp(-rng.normal(-1.5, 1.2, 20_000)))
+    y = (rng.random(len(raw)) < raw).astype(int)
+    cal, report = choose_calibrator(raw, y)
+    assert "identity" in report["methods"] and report["methods"]["identity"]["eligible"]
+    best = min(s["log_loss"] for s in report["methods"].values())
+    assert report["methods"]["identity"]["log_loss"] <= best + 1e-3
+    ident = fit_method("identity", raw, y, CalibrationSettings())
+    np.testing.assert_array_equal(ident(raw), np.clip(raw, ident.floor, ident.cap))
+    assert ident.cap == 1.0 and 0 < ident.floor < raw.mean()
+    # a raw score that is not a PD (over-confident, warped): a fitted map beats identity clearly
+    warped, y2 = scores(20_000, seed=8, skew=1.6)
+    _, report2 = choose_calibrator(warped, y2)
+    assert report2["method"] != "identity"
+    assert report2["methods"]["identity"]["log_loss"] > min(s["log_loss"] for s in report2["methods"].values()) + 1e-3
