@@ -250,18 +250,6 @@ def reject_rows(checked: ValidationResult, repeated: np.ndarray) -> ValidationRe
     return replace(checked, valid=valid.loc[~repeated].reset_index(drop=True), rejects=rejects)
 
 
-def reject_repeated_ids(checked: ValidationResult, seen: SeenIds) -> ValidationResult:
-    """Quarantine rows whose applicant_id was already seen in an earlier chunk; remember the others.
-
-    Within a chunk the contract's uniqueness rule rejects every copy; across chunks the
-    earlier copy is already written, so later copies are rejected with rule `unique`.
-    """
-    ids, hashes = valid_ids(checked.valid)
-    repeated = seen.repeated(ids, hashes)
-    seen.add(ids.filter(pa.array(~repeated)) if repeated.any() else ids, hashes[~repeated])
-    return reject_rows(checked, repeated)
-
-
 QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 
 
