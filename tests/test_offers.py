@@ -340,7 +340,7 @@ def test_product_config_rejects_unsound_products() -> None:
 # Notes are formatted once per distinct figure and joined with Arrow kernels; frames are built from numpy and Arrow
 # columns. The references below do it row by row with str.format and pandas' own inference, as first written.
 
-from pipeline.decision import offers  # noqa: E402
+from pipeline.decision import notes, offers  # noqa: E402
 
 
 def reference_money(x: float) -> str:
@@ -388,7 +388,7 @@ tricky_floats = st.one_of(
 def test_property_figures_print_as_str_format_prints_each_row(values: list[float]) -> None:
     x = np.array(values + values[::-1])  # repeated values: formatted once, taken twice
     for spec in (".3f", ",.2f", ".0f", "money", "", ".1%"):
-        got = offers._formatted(x, spec, None).to_pylist()
+        got = notes.formatted(x, spec, None).to_pylist()
         want = [reference_money(v) if spec == "money" else format(v, spec) for v in x.tolist()]
         assert got == want, spec
 
@@ -415,10 +415,10 @@ def test_notes_join_as_the_per_row_reference() -> None:
         ("AMOUNT_REDUCED", "amount reduced from {a_req:money}, {because}"),
         ("NO_INCOME", "no income to repay from"),
     ]  # fmt: skip
-    fast, ref = offers._Notes(n), ReferenceNotes(n)
+    fast, ref = notes.Notes(n), ReferenceNotes(n)
     for code, template in rules:
         mask = rng.random(n) < 0.3
-        fast.add(mask, code, template, because=offers._Choice(which, labels), **values)
+        fast.add(mask, code, template, because=notes.Choice(which, labels), **values)
         ref.add(mask, code, template, because=np.array(labels, dtype=object)[which], **values)
     fast.add(~fast.noted, "NONE", "nothing applies")
     ref.add(np.array([c == "" for c in ref.codes]), "NONE", "nothing applies")

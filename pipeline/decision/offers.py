@@ -29,8 +29,6 @@ NaN amounts.
 
 from __future__ import annotations
 
-import re
-import string
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Any, Literal
@@ -38,11 +36,11 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from pipeline.decision import pricing
+from pipeline.decision.notes import Choice, Notes
 from pipeline.decision.products import Product, ProductsConfig
-from pipeline.decision.textcols import arrow_text, text_dtype
+from pipeline.decision.textcols import arrow_text, object_text, strings
 
 APPROVE, COUNTER, DECLINE = "approve", "counter_offer", "decline"
 OFFER_COLUMNS = (
@@ -53,7 +51,6 @@ _NUMERIC = OFFER_COLUMNS[2:11]
 _TEXT = ("offer_type", "offer_codes", "offer_reasons")
 _KINDS = (APPROVE, COUNTER, DECLINE)
 _CAP_WHY = ("REQUEST", "MAX", "LIMIT", "NO_INCOME")  # the cap's candidates, in the order of _rows
-_STR = pa.large_string()  # the storage of pandas' Arrow-backed "str" columns
 
 
 @dataclass(frozen=True)
@@ -322,153 +319,7 @@ def _revolving(inp: OfferInputs, r: _Rows, product: Product, cfg: ProductsConfig
     }
 
 
-def _money(x: float) -> str:
-    return f"{x:,.0f}" if float(x).is_integer() else f"{x:,.2f}"
-
-
-def _strings(values: Sequence[object]) -> pa.Array:
-    """Python strings as Arrow strings (NaN and None as null)."""
-    return pa.array(list(values), type=_STR, from_pandas=True)
-
-
-def _object_text(values: np.ndarray) -> Any:
-    """An object array as pandas makes it a column; Python strings go through Arrow's converter when pandas
-    stores them in Arrow anyway (twice as fast as its own inference). No string at all, or another type: as is."""
-    if len(values) and text_dtype() is not None:
-        try:
-            converted = pa.array(values, type=_STR)
-        except (pa.ArrowInvalid, pa.ArrowTypeError):
-            return values
-        if converted.null_count < len(converted):
-            return arrow_text(converted)
-    return values
-
-
-@dataclass(frozen=True)
-class _Choice:
-    """A per-row pick among a few values: formatted once per value, without hashing a Python object per row."""
-
-    index: np.ndarray
-    labels: tuple
-
-    def __getitem__(self, rows: np.ndarray) -> _Choice:
-        return _Choice(self.index[rows], self.labels)
-
-
-def _distinct(values: np.ndarray | _Choice) -> tuple[list, np.ndarray]:
-    """The distinct values as `tolist` gives them, and each row's index into them (numbers by bit pattern:
-    0.0 and -0.0 print differently)."""
-    if isinstance(values, _Choice):
-        return list(values.labels), values.index
-    if values.dtype == object:
-        index, uniques = pd.factorize(values, use_na_sentinel=False)
-        return list(uniques), index
-    first, index = pricing.distinct_rows(values)
-    return values[first].tolist(), index
-
-
-def _printed_alike(values: np.ndarray, decimals: int) -> np.ndarray:
-    """Numbers that print as `values` do with `decimals` fixed decimals, rounded to them so that rows share them.
-
-    Exact: below 1e9 x * 10^d is within 1e-7 of the true product, so a product more than 1e-6 from a tie
-    rounds to the integer Python's correctly rounded formatting gives, and that integer / 10^d prints as it.
-    Near-ties (Python rounds the exact binary value half to even), large and non-finite values stay as given.
-    """
-    scale = 10.0**decimals
-    with np.errstate(invalid="ignore", over="ignore"):
-        y = values * scale
-        safe = (np.abs(y) < 1e9) & (np.abs(y - np.floor(y) - 0.5) > 1e-6)
-        return np.where(safe, np.copysign(np.floor(y + 0.5) / scale, values), values)
-
-
-_FIXED = re.compile(r",?\.(\d)f")  # fixed-point specs `_printed_alike` serves: .3f, ,.2f
-
-
-def _formatted(values: np.ndarray | _Choice, spec: str, conversion: str | None) -> pa.Array:
-    """One template field per row; each distinct value is formatted once (few distinct: grids, terms, rates)."""
-    fixed = _FIXED.fullmatch(spec)
-    if fixed and not conversion and isinstance(values, np.ndarray) and values.dtype.kind == "f":
-        values = _printed_alike(values, int(fixed.group(1)))
-    uniques, index = _distinct(values)
-    field = "{0" + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
-    texts = [_money(v) if spec == "money" else field.format(v) for v in uniques]
-    return _strings(texts).take(pa.array(index))
-
-
-def _fill(template: str, rows: np.ndarray, values: dict[str, Any]) -> pa.Array:
-    """`template` for `rows`, as str.format would give it row by row (ndarray values are per row)."""
-    scalars = {k: v for k, v in values.items() if not isinstance(v, np.ndarray | _Choice)}
-    parts: list[Any] = []
-    for literal, name, spec, conversion in string.Formatter().parse(template):
-        parts.append(literal)
-        if name is None:
-            continue
-        value = values.get(name)
-        if isinstance(value, np.ndarray | _Choice):
-            parts.append(_formatted(value[rows], spec or "", conversion))
-        elif spec == "money":
-            parts.append(_money(value))  # type: ignore[arg-type]
-        else:
-            field = "{" + name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
-            parts.append(field.format(**scalars))
-    return _concat(parts, len(rows))
-
-
-def _concat(parts: list[Any], n: int) -> pa.Array:
-    """Strings and Arrow string arrays of n rows, concatenated row by row."""
-    merged: list[Any] = []
-    for part in parts:
-        if isinstance(part, str) and merged and isinstance(merged[-1], str):
-            merged[-1] += part
-        elif not (isinstance(part, str) and part == ""):
-            merged.append(part)
-    if not any(isinstance(p, pa.Array) for p in merged):
-        return _strings(["".join(merged)]).take(pa.array(np.zeros(n, dtype=np.int64)))
-    if len(merged) == 1:
-        return merged[0]
-    args = [pa.scalar(p, _STR) if isinstance(p, str) else p for p in merged]
-    return pc.binary_join_element_wise(*args, pa.scalar("", _STR))
-
-
-class _Notes:
-    """Reason codes and texts per row, added rule by rule; a text is formatted only where its rule applies.
-
-    Templates are str.format strings over per-row arrays and scalars; the spec "money" prints whole amounts
-    without decimals and others to the cent, with thousands separators. Why not one str.format per row: rows
-    share few distinct figures, so each field is formatted once per distinct value and Arrow joins the pieces.
-    """
-
-    def __init__(self, n: int) -> None:
-        self.n = n
-        self.noted = np.zeros(n, dtype=bool)  # rows with at least one note
-        self._rows: list[np.ndarray] = []
-        self._codes: list[str] = []
-        self._texts: list[pa.Array] = []
-
-    def add(self, mask: np.ndarray, code: str, template: str, **values: object) -> None:
-        rows = np.flatnonzero(mask)
-        if not len(rows):
-            return
-        self.noted[rows] = True
-        self._rows.append(rows)
-        self._codes.append(code)
-        self._texts.append(_fill(template, rows, values))
-
-    def joined(self) -> tuple[pa.Array, pa.Array]:
-        """Per row, its codes joined by ";" and its texts by "; ", in the order they were added ("" for none)."""
-        rows = np.concatenate([np.zeros(0, dtype=np.intp), *self._rows])
-        rule = np.repeat(np.arange(len(self._rows)), [len(r) for r in self._rows])
-        order = pa.array(np.argsort(rows, kind="stable"))
-        offsets = pa.array(np.r_[0, np.cumsum(np.bincount(rows, minlength=self.n))].astype(np.int64))
-        codes = _strings(self._codes).take(pa.array(rule)).take(order)
-        texts = pa.concat_arrays([_strings([]), *self._texts]).take(order)
-        return (
-            pc.binary_join(pa.LargeListArray.from_arrays(offsets, codes), pa.scalar(";", _STR)),
-            pc.binary_join(pa.LargeListArray.from_arrays(offsets, texts), pa.scalar("; ", _STR)),
-        )
-
-
-def _decline_notes(notes: _Notes, declined: np.ndarray, r: _Rows, res: dict, product: Product, values: dict) -> None:
+def _decline_notes(notes: Notes, declined: np.ndarray, r: _Rows, res: dict, product: Product, values: dict) -> None:
     """Every rule the applicant fails, with the figures: affordability is shown at the most lenient option."""
     s = values["s"]
     pay = res["smallest_payment"]
@@ -499,13 +350,13 @@ def _decline_notes(notes: _Notes, declined: np.ndarray, r: _Rows, res: dict, pro
     notes.add(declined & ~notes.noted, "NO_OFFER", "no offer passes the lending rules")
 
 
-def _counter_notes(notes: _Notes, offered: np.ndarray, r: _Rows, res: dict, product: Product, values: dict) -> None:
+def _counter_notes(notes: Notes, offered: np.ndarray, r: _Rows, res: dict, product: Product, values: dict) -> None:
     """Why the offer differs from the request; an offer equal to it is "approved as requested"."""
     amount, term, asked, used = res["offer_amount"], res["offer_term_months"], res["asked_term"], res["term_used"]
     cap_binds = (r.cap < r.a_req) & (amount >= _floor_step(r.cap, product.amount_step) - 1e-9)
     why = np.where(cap_binds, r.cap_why, np.where(r.pti_binds, len(_CAP_WHY), len(_CAP_WHY) + 1))
     texts = {code: text.format(**values) for code, text in _BECAUSE.items()}
-    because = _Choice(why, tuple(texts.get(code, np.nan) for code in (*_CAP_WHY, "PTI", "RESIDUAL")))
+    because = Choice(why, tuple(texts.get(code, np.nan) for code in (*_CAP_WHY, "PTI", "RESIDUAL")))
     rules = [
         (~np.isnan(asked) & (asked != used), "TERM_NOT_OFFERED",
          "a term of {asked:.0f} months is not offered; the nearest is {used:.0f} months"),
@@ -536,12 +387,12 @@ _BECAUSE = {
 
 def _outcome(
     inp: OfferInputs, r: _Rows, res: dict, product: Product, cfg: ProductsConfig, pd_cutoff: float | None
-) -> tuple[np.ndarray, _Notes]:
+) -> tuple[np.ndarray, Notes]:
     offered = res["offered"]
     same_amount = r.missing | (res["offer_amount"] >= r.a_req)  # above the request only where allowed
     same_term = np.isnan(res["asked_term"]) | (res["offer_term_months"] == res["asked_term"])
     kind = np.where(offered, np.where(same_amount & same_term, 0, 1), 2)  # an index into _KINDS
-    notes = _Notes(len(offered))
+    notes = Notes(len(offered))
     values = {"s": cfg.search, "pd": inp.pd, "a_req": r.a_req, "limit": inp.limit_cap,
               "min": product.min_amount, "cut": "" if pd_cutoff is None else f" {pd_cutoff:.3f}"}  # fmt: skip
     _decline_notes(notes, ~offered, r, res, product, values)
@@ -593,16 +444,16 @@ def _product_offers(
     )
     columns: dict[str, Any] = {c: np.where(offered, res[c], np.nan) for c in _NUMERIC}
     columns["offer_codes"], columns["offer_reasons"] = notes.joined()
-    columns["offer_type"] = _strings(_KINDS).take(pa.array(kind))
+    columns["offer_type"] = strings(_KINDS).take(pa.array(kind))
     return columns
 
 
 def declined_part(index: np.ndarray, codes: Sequence[object], reasons: Sequence[object]) -> dict[str, Any]:
     """Columns of rows declined without a search: no figures, codes[index] and reasons[index]."""
     columns: dict[str, Any] = {c: np.full(len(index), np.nan) for c in _NUMERIC}
-    columns["offer_type"] = _strings([DECLINE]).take(pa.array(np.zeros(len(index), dtype=np.intp)))
-    columns["offer_codes"] = _strings(codes).take(pa.array(index))
-    columns["offer_reasons"] = _strings(reasons).take(pa.array(index))
+    columns["offer_type"] = strings([DECLINE]).take(pa.array(np.zeros(len(index), dtype=np.intp)))
+    columns["offer_codes"] = strings(codes).take(pa.array(index))
+    columns["offer_reasons"] = strings(reasons).take(pa.array(index))
     return columns
 
 
@@ -613,12 +464,12 @@ def offer_frame(product: np.ndarray, parts: list[Part]) -> pd.DataFrame:
     source = np.full(n, covered)  # where each row's texts are in the parts' texts; past their end: ""
     if parts:
         source[np.concatenate([rows for rows, _ in parts])] = np.arange(covered)
-    frame: dict[str, Any] = {"product": _object_text(np.asarray(product, dtype=object))}
+    frame: dict[str, Any] = {"product": object_text(np.asarray(product, dtype=object))}
     for c in _NUMERIC:
         frame[c] = np.full(n, np.nan)
         for rows, columns in parts:
             frame[c][rows] = columns[c]
     for c in _TEXT:
-        texts = pa.concat_arrays([*(columns[c] for _, columns in parts), _strings([""])])
+        texts = pa.concat_arrays([*(columns[c] for _, columns in parts), strings([""])])
         frame[c] = arrow_text(texts.take(pa.array(source)))
     return pd.DataFrame(frame, columns=OFFER_COLUMNS)

@@ -16,6 +16,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+TEXT_TYPE = pa.large_string()  # the storage of pandas' Arrow-backed "str" columns
+
 
 @cache
 def text_dtype() -> Any:
@@ -34,10 +36,28 @@ def arrow_text(values: pa.Array) -> Any:
 def labels_column(labels: Sequence[object], index: np.ndarray) -> Any:
     """labels[index] as a text column; index -1 (and None labels) give missing values."""
     index = np.asarray(index, dtype=np.int64)
-    table = pa.array(list(labels), type=pa.large_string(), from_pandas=True)
+    table = strings(labels)
     return arrow_text(table.take(pa.array(index, mask=index < 0)))
 
 
 def repeated_text(value: str, n: int) -> Any:
     """One text repeated n times (model name and version on every row)."""
     return labels_column([value], np.zeros(n, dtype=np.int64))
+
+
+def strings(values: Sequence[object]) -> pa.Array:
+    """Python strings as Arrow strings (NaN and None as null)."""
+    return pa.array(list(values), type=TEXT_TYPE, from_pandas=True)
+
+
+def object_text(values: np.ndarray) -> Any:
+    """An object array as pandas makes it a column; Python strings go through Arrow's converter when pandas
+    stores them in Arrow anyway (twice as fast as its own inference). No string at all, or another type: as is."""
+    if len(values) and text_dtype() is not None:
+        try:
+            converted = pa.array(values, type=TEXT_TYPE)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            return values
+        if converted.null_count < len(converted):
+            return arrow_text(converted)
+    return values
