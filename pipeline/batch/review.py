@@ -26,8 +26,8 @@ from pipeline.accounts.contract import ID, RULE_KEY
 from pipeline.accounts.model import TARGET, review_numbers
 from pipeline.accounts.review import early_warning_rank, expected_loss, review_accounts
 from pipeline.accounts.scorer import AccountScorer
+from pipeline.batch.chunks import REJECTS_SCHEMA
 from pipeline.batch.job import (
-    REJECTS_SCHEMA,
     Outputs,
     _verdict,
     check_chunk_rows,
