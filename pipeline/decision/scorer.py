@@ -311,7 +311,7 @@ class Scorer:
             rows = np.flatnonzero(exact)
             contrib[rows] = shap_values(self.pd_model, X[rows])
         texts = [s.reason for s in self.specs]
-        idx = top_k_exact(contrib, self.reason_k) if len(texts) else np.full((len(X), self.reason_k), -1)
+        idx = top_k_exact(contrib, self.reason_k)  # -1 pads: fewer than k features raise risk
         out: dict[str, object] = {f"reason_{i + 1}": labels_column(texts, idx[:, i]) for i in range(self.reason_k)}
         out["reason_method"] = labels_column(["path", "exact"], exact.astype(np.int64))
         return out
