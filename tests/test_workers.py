@@ -298,6 +298,7 @@ def test_a_stopped_job_leaves_no_worker_process(model_folder, base, tmp_path, si
 def thread_settings(scorer, _):
     """Run in a worker: the thread counts it scores with."""
     import numba
+    from numba.core.registry import cpu_target
     from threadpoolctl import threadpool_info
 
     engines = [m.engine(scorer.compiled) for m in (scorer.pd_model, scorer.limit_model) if m is not None]
@@ -307,7 +308,15 @@ def thread_settings(scorer, _):
         "compiled": [getattr(e, "threads", None) for e in engines],
         "omp_wait": os.environ.get("OMP_WAIT_POLICY"),
         "pid": os.getpid(),
+        "numba_types_ready": numba_types_ready(cpu_target),
     }
+
+
+def numba_types_ready(cpu_target) -> bool:
+    """Whether numba's type registries were installed before this worker's first kernel (by the fork server)."""
+    before = len(cpu_target.typing_context._globals)
+    cpu_target.typing_context.refresh()
+    return before > 0 and len(cpu_target.typing_context._globals) == before
 
 
 def test_a_worker_scores_on_one_thread(trained):
@@ -331,6 +340,7 @@ def test_a_worker_scores_on_one_thread(trained):
     for s in settings_:
         assert s["numba"] == 1 and s["pools"] == [1] and s["omp_wait"] == "PASSIVE"
         assert s["compiled"] == [1, 1]
+        assert s["numba_types_ready"]  # so a worker's first kernel call does not spend ~0.45 s on it
 
 
 def test_workers_option_is_checked(trained, base, tmp_path):

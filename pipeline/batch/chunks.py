@@ -157,4 +157,5 @@ WORKER_PRELOAD = (
     "pipeline.decision.compiled",
     "pipeline.decision.forest",
     "pipeline.decision.treeshap",
+    "pipeline.batch.preload",  # last: numba's contexts, once for every worker
 )
