@@ -26,6 +26,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.batch import tallies
@@ -43,13 +44,14 @@ from pipeline.batch.tallies import SeenIds, Tally
 from pipeline.batch.workers import Outcome, WorkerPool, resolve_workers
 from pipeline.config import Config, FileSource
 from pipeline.data.io import (
+    arrow_frame,
     atomic_write_text,
     clean_stale_temps,
     csv_row_bytes,
     detect_format,
     discard,
-    iter_csv_text,
-    iter_parquet,
+    iter_csv_tables,
+    iter_parquet_tables,
     make_parent,
     storage_errors,
     temp_path,
@@ -83,27 +85,35 @@ def load_scorer(model_uri: str) -> tuple[Scorer, str | None]:
     return scorer, version
 
 
-def read_chunks(path: Path, chunk_rows: int, source: FileSource | None) -> Iterator[pd.DataFrame]:
-    """Exactly `chunk_rows` rows per chunk (the last may be shorter), as raw text or Parquet types."""
+def read_tables(path: Path, chunk_rows: int, source: FileSource | None) -> Iterator[pa.Table]:
+    """Exactly `chunk_rows` rows per chunk (the last may be shorter), as Arrow: text columns for CSV, the file's
+    types for Parquet. Chunks stay in Arrow until the process that scores them makes a frame of them: the job's
+    own process reads, cuts and hands them on, and a worker pays for its own pandas conversion."""
     fmt = detect_format(path, source.format if source else "auto")
     delimiter = source.delimiter if source else ","
     encoding = source.encoding if source else "utf-8"
     if fmt == "parquet":
-        yield from iter_parquet(path, chunk_rows)
+        yield from iter_parquet_tables(path, chunk_rows)
         return
     approx_row_bytes = csv_row_bytes(path, delimiter, encoding)
-    buffer: list[pd.DataFrame] = []
+    buffer: list[pa.Table] = []
     held = 0
-    for block in iter_csv_text(path, max(chunk_rows * approx_row_bytes, 1 << 16), delimiter, encoding):
+    for block in iter_csv_tables(path, max(chunk_rows * approx_row_bytes, 1 << 16), delimiter, encoding):
         buffer.append(block)
-        held += len(block)
+        held += block.num_rows
         while held >= chunk_rows:
-            joined = pd.concat(buffer, ignore_index=True) if len(buffer) > 1 else buffer[0]
-            yield joined.iloc[:chunk_rows].reset_index(drop=True)
-            rest = joined.iloc[chunk_rows:].reset_index(drop=True)
-            buffer, held = ([rest] if len(rest) else []), len(rest)
+            joined = pa.concat_tables(buffer, promote_options="default") if len(buffer) > 1 else buffer[0]
+            yield joined.slice(0, chunk_rows)
+            rest = joined.slice(chunk_rows)
+            buffer, held = ([rest] if rest.num_rows else []), rest.num_rows
     if held:
-        yield pd.concat(buffer, ignore_index=True)
+        yield pa.concat_tables(buffer, promote_options="default") if len(buffer) > 1 else buffer[0]
+
+
+def read_chunks(path: Path, chunk_rows: int, source: FileSource | None) -> Iterator[pd.DataFrame]:
+    """`read_tables` as frames."""
+    for table in read_tables(path, chunk_rows, source):
+        yield arrow_frame(table)
 
 
 def _progress(enabled: bool):
@@ -119,11 +129,11 @@ def _progress(enabled: bool):
 def _tasks(input_path: Path, chunk_rows: int, source: FileSource | None, scorer: Scorer, tally: Tally):
     """The chunks of the input in order, counted in `tally.rows_in` as they are read."""
     t = time.perf_counter()
-    for index, chunk in enumerate(read_chunks(input_path, chunk_rows, source)):
+    for index, chunk in enumerate(read_tables(input_path, chunk_rows, source)):
         tally.seconds["read"] += time.perf_counter() - t
         offset = tally.rows_in
         tally.rows_in += len(chunk)
-        if offset == 0 and source is not None and set(scorer.required_columns) <= set(chunk.columns):
+        if offset == 0 and source is not None and set(scorer.required_columns) <= set(chunk.column_names):
             log.info("%s is already in contract columns: the source mapping is not applied", input_path)
             source = None
         yield ChunkTask(index, offset, chunk, source, str(input_path))
@@ -230,7 +240,7 @@ def _score_here(scorer: Scorer, tasks: Iterator[ChunkTask], out: _Output) -> Non
     """
     seen = SeenIds()
     for task in tasks:
-        out.append(score_prepared(scorer, prepare(scorer, task, seen)), len(task.frame))
+        out.append(score_prepared(scorer, prepare(scorer, task, seen)), task.table.num_rows)
 
 
 def _score_in_workers(scorer: Scorer, tasks: Iterator[ChunkTask], n: int, out: _Output) -> None:
@@ -272,7 +282,7 @@ def _score_in_workers(scorer: Scorer, tasks: Iterator[ChunkTask], n: int, out: _
                 pool.submit(turn, score_task, replace(in_flight[turn], drop=rows))
                 continue
             seen.add(result.ids, result.hashes)
-            out.append(result, len(in_flight.pop(turn).frame))
+            out.append(result, in_flight.pop(turn).table.num_rows)
             turn += 1
     if read_error is not None:
         raise read_error

@@ -76,7 +76,7 @@ def _decode(value: bytes | None) -> str | None:
     return None if value is None else value.decode("utf-8", errors="replace")
 
 
-def text_frame(table: pa.Table | pa.RecordBatch) -> pd.DataFrame:
+def text_table(table: pa.Table | pa.RecordBatch) -> pa.Table:
     """Byte columns to text; a column with invalid UTF-8 is decoded value by value with replacement."""
     columns = {}
     for name, column in zip(table.column_names, table.columns, strict=True):
@@ -84,7 +84,19 @@ def text_frame(table: pa.Table | pa.RecordBatch) -> pd.DataFrame:
             columns[name] = column.cast(pa.string())
         except pa.ArrowInvalid:
             columns[name] = pa.array([_decode(v) for v in column.to_pylist()], type=pa.string())
-    return pa.table(columns).to_pandas() if columns else pd.DataFrame(index=range(table.num_rows))
+    if not columns:  # no columns: the table as it is keeps its row count
+        return table if isinstance(table, pa.Table) else pa.Table.from_batches([table])
+    return pa.table(columns)
+
+
+def arrow_frame(table: pa.Table) -> pd.DataFrame:
+    """A table as pandas; one without columns keeps its row count."""
+    return table.to_pandas() if table.num_columns else pd.DataFrame(index=range(table.num_rows))
+
+
+def text_frame(table: pa.Table | pa.RecordBatch) -> pd.DataFrame:
+    """Byte columns to text (`text_table`), as pandas."""
+    return arrow_frame(text_table(table))
 
 
 def csv_header(path: str | Path, delimiter: str = ",", encoding: str = "utf-8") -> list[str]:
@@ -132,8 +144,16 @@ def iter_csv_text(
     streaming CSV reader buffered the whole file ahead of the consumer (measured: 700 MB
     allocated for a 650 MB file), which defeats bounded memory.
     """
+    for table in iter_csv_tables(path, chunk_bytes, delimiter, encoding):
+        yield arrow_frame(table)
+
+
+def iter_csv_tables(
+    path: str | Path, chunk_bytes: int, delimiter: str = ",", encoding: str = "utf-8"
+) -> Iterator[pa.Table]:
+    """`iter_csv_text` as Arrow text tables: the batch job hands them to its workers, which make the frames."""
     for table in CsvFile(path, delimiter, encoding).tables(chunk_bytes):
-        yield text_frame(table)
+        yield text_table(table)
 
 
 def read_parquet(path: str | Path) -> pd.DataFrame:
@@ -146,6 +166,12 @@ def read_parquet(path: str | Path) -> pd.DataFrame:
 
 
 def iter_parquet(path: str | Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    for table in iter_parquet_tables(path, chunk_rows):
+        yield arrow_frame(table)
+
+
+def iter_parquet_tables(path: str | Path, chunk_rows: int) -> Iterator[pa.Table]:
+    """A Parquet file in tables of `chunk_rows` rows (the last may be shorter), its own types."""
     path = Path(path)
     _check_exists(path)
     try:
@@ -153,7 +179,7 @@ def iter_parquet(path: str | Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
             path, pre_buffer=False, buffer_size=1 << 20
         )  # pre-buffering kept every row group read (measured)
         for batch in pf.iter_batches(batch_size=chunk_rows):
-            yield batch.to_pandas()
+            yield pa.Table.from_batches([batch])
     except (pa.ArrowInvalid, OSError) as err:
         raise _read_error(path, err) from None
 
