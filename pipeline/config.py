@@ -335,8 +335,17 @@ class LimitModelConfig(Strict):
     early_stopping_rounds: int = Field(40, ge=1)
     num_leaves_candidates: list[int] = Field(
         default_factory=lambda: [7, 15, 31],
-        description="tree sizes tried; the one with the lowest validation quantile loss is kept (ties: smaller); "
-        "empty: params.num_leaves",
+        description="tree sizes tried, one early-stopped fit each; `size_tolerance_se` chooses the leaves and trees "
+        "kept among them; empty: params.num_leaves",
+    )
+    size_tolerance_se: float = Field(
+        1.0,
+        ge=0,
+        allow_inf_nan=False,
+        description="forest kept: among every candidate's first 1 .. early-stopped trees, the cheapest to score "
+        "(trees x ceil(log2 leaves)) whose validation quantile loss exceeds the best's by at most this many "
+        "standard errors of the paired per-row loss difference; 0: the lowest loss, the earlier behaviour "
+        "(measured in docs/model-quality.md)",
     )
 
     @field_validator("num_leaves_candidates")

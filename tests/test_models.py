@@ -131,7 +131,8 @@ def test_calibrated_pd_never_claims_certainty():
 
 
 def test_limit_model_size_is_chosen_on_validation_loss():
-    """One fit per candidate size; the lowest validation quantile loss wins, ties to the smaller trees."""
+    """One fit per candidate size; with size tolerance 0 the lowest validation quantile loss wins, ties to the
+    smaller trees (tests/test_limit_size.py: the cheaper forests a positive tolerance keeps)."""
     from types import SimpleNamespace
 
     from pipeline.config import LimitModelConfig
@@ -141,7 +142,9 @@ def test_limit_model_size_is_chosen_on_validation_loss():
     X = rng.normal(size=(3000, 4))
     limit = np.exp(8 + X[:, 0] + 0.5 * X[:, 1] * X[:, 2] + 0.2 * rng.normal(size=3000))
     specs = [SimpleNamespace(name=f"f{i}", categorical=False) for i in range(4)]  # all _fit_booster reads
-    cfg = LimitModelConfig(num_boost_round=60, early_stopping_rounds=10, num_leaves_candidates=[15, 3, 7])
+    cfg = LimitModelConfig(
+        num_boost_round=60, early_stopping_rounds=10, num_leaves_candidates=[15, 3, 7], size_tolerance_se=0
+    )
     model = train_limit(X[:2000], limit[:2000], X[2000:], limit[2000:], specs, cfg, seed=1)
     trials = model.report["trials"]
     assert [t["num_leaves"] for t in trials] == [3, 7, 15]

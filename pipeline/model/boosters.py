@@ -8,9 +8,10 @@ boosters do not depend on pandas category state and score identically anywhere.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -349,7 +350,7 @@ class LimitModel(_Forests):
     _forest: object = field(default=None, init=False, repr=False, compare=False)
     compiled_blob: bytes | None = field(default=None, repr=False, compare=False)
     _engine: object = field(default=None, init=False, repr=False, compare=False)
-    report: dict | None = None  # the size search (candidates and validation losses); None before 0.x
+    report: dict | None = None  # the size search (candidates, losses, the size kept and why); None before 0.x
 
     def predict(self, X: np.ndarray, compiled: bool = True) -> np.ndarray:
         """Estimated sustainable limit in currency (the model works on log limits)."""
@@ -366,13 +367,14 @@ def train_limit(
 ) -> LimitModel:
     """Quantile regression of log(granted_limit) on good payers (callers pass only those rows).
 
-    The tree size is chosen on the validation rows: one fit (with early stopping) per
-    `num_leaves_candidates`, keeping the lowest validation quantile loss, ties to the smaller
-    trees (cheaper to score). An empty list keeps `params["num_leaves"]`.
+    The forest's size is chosen on the validation rows: one fit (with early stopping) per
+    `num_leaves_candidates` (an empty list keeps `params["num_leaves"]`), then `choose_forest_size`
+    keeps the cheapest (leaves, trees) the validation rows cannot tell apart from the lowest loss
+    (`size_tolerance_se`; 0 keeps the lowest loss, ties to the smaller trees).
     """
     objective = {"objective": "quantile", "alpha": cfg.alpha, "metric": "quantile"}
     candidates: list[int | None] = [*sorted(set(cfg.num_leaves_candidates))] or [cfg.params.get("num_leaves")]
-    fits: list[tuple[float, lgb.Booster]] = []
+    fits: list[lgb.Booster] = []
     for leaves in candidates:
         params = dict(cfg.params) if leaves is None else {**cfg.params, "num_leaves": int(leaves)}
         booster = (fitter or _fit_booster)(
@@ -386,12 +388,120 @@ def train_limit(
             cfg.early_stopping_rounds,
             objective,
         )
-        fits.append((float(booster.best_score["valid_0"]["quantile"]), booster))
-    best = min(range(len(fits)), key=lambda i: fits[i][0])  # first minimum: the smaller trees win a tie
+        fits.append(booster)
+    leaves_of = [int(leaves or DEFAULT_NUM_LEAVES) for leaves in candidates]
+    chosen, size = choose_forest_size(fits, leaves_of, Xv, np.log(limit_v), cfg.alpha, cfg.size_tolerance_se)
     trials = [
-        {"num_leaves": leaves, "valid_quantile_loss": loss, "trees": b.best_iteration or b.current_iteration()}
-        for leaves, (loss, b) in zip(candidates, fits, strict=True)
+        {"num_leaves": leaves, "valid_quantile_loss": float(b.best_score["valid_0"]["quantile"]), "trees": _stopped(b)}
+        for leaves, b in zip(candidates, fits, strict=True)
     ]
-    log.info("limit model: num_leaves %s chosen on validation quantile loss", candidates[best])
-    report = {"chosen_num_leaves": candidates[best], "trials": trials}
-    return LimitModel(_refit_to_best(fits[best][1]), [s.name for s in specs], cfg.alpha, report=report)
+    log.info(
+        "limit model: %s leaves x %d trees (lowest validation loss %.5f at %s x %d; kept %.5f, tolerance %g paired SE)",
+        size["chosen_num_leaves"],
+        size["chosen_trees"],
+        size["best_loss"],
+        size["best_num_leaves"],
+        size["best_trees"],
+        size["chosen_loss"],
+        cfg.size_tolerance_se,
+    )
+    report = {**size, "chosen_num_leaves": candidates[chosen.candidate], "trials": trials}
+    booster = _first_trees(fits[chosen.candidate], chosen.trees)
+    return LimitModel(booster, [s.name for s in specs], cfg.alpha, report=report)
+
+
+DEFAULT_NUM_LEAVES = 31  # LightGBM's, for a candidate given by params without num_leaves
+
+
+def _stopped(booster: lgb.Booster) -> int:
+    """Trees up to early stopping's best round (a cluster fitter sets best_iteration on a full-length booster)."""
+    return booster.best_iteration or booster.current_iteration()
+
+
+def _first_trees(booster: lgb.Booster, trees: int) -> lgb.Booster:
+    """A booster holding exactly the first `trees` trees, so every later predict uses exactly those."""
+    return lgb.Booster(model_str=booster.model_to_string(num_iteration=trees))
+
+
+def tree_depth(num_leaves: int) -> int:
+    """Comparisons per tree and row of the compiled evaluator, ceil(log2(leaves)): the unit of scoring cost."""
+    return max(1, math.ceil(math.log2(num_leaves)))
+
+
+def pinball(y: np.ndarray, pred: np.ndarray, alpha: float) -> np.ndarray:
+    """Per-row quantile (pinball) loss, LightGBM's `quantile` metric before the mean."""
+    d = y - pred
+    return np.where(d >= 0, alpha * d, (alpha - 1) * d)
+
+
+def _losses_by_round(booster: lgb.Booster, X, y: np.ndarray, alpha: float, trees: int) -> Iterator[np.ndarray]:
+    """Per-row validation loss after each of the first `trees` rounds, adding one tree at a time (memory: one row)."""
+    margin = np.zeros(len(y))
+    for k in range(trees):
+        margin += np.asarray(booster.predict(X, raw_score=True, start_iteration=k, num_iteration=1))
+        yield pinball(y, margin, alpha)
+
+
+@dataclass(frozen=True)
+class ForestSize:
+    """One (leaves, trees) forest of the limit model's size search, measured on the validation rows."""
+
+    candidate: int  # index of the fit it is cut from
+    num_leaves: int
+    trees: int
+    loss: float  # mean per-row validation quantile loss
+    difference: float = 0.0  # mean per-row loss minus the lowest-loss forest's, on the same rows
+    difference_se: float = 0.0  # standard error of that paired mean difference
+
+    @property
+    def cost(self) -> int:
+        return self.trees * tree_depth(self.num_leaves)
+
+
+def choose_forest_size(
+    fits: list[lgb.Booster], leaves: list[int], Xv, yv: np.ndarray, alpha: float, tolerance_se: float
+) -> tuple[ForestSize, dict]:
+    """The cheapest forest the validation rows cannot tell apart from the lowest-loss one, and a report.
+
+    The lowest-loss forest is early stopping's best round of the fit with the lowest validation loss
+    (first minimum: the smaller trees win a tie). Every fit's first 1 .. best-round trees are
+    candidates (later rounds lose to the best round on both loss and cost). A candidate is kept if
+    its mean per-row loss exceeds the best's by at most `tolerance_se` standard errors of the paired
+    per-row difference (both forests score the same rows, so the paired error is what separates
+    them; the error of the mean loss alone is several times larger). Among those, the cheapest by
+    `ForestSize.cost` (trees x ceil(log2 leaves)), ties to the lower loss; 0 keeps the lowest loss.
+    The rule and its default were measured against the 1-SE rule on test splits in
+    docs/model-quality.md.
+    """
+    n = len(yv)
+    best_fit = min(range(len(fits)), key=lambda i: float(fits[i].best_score["valid_0"]["quantile"]))
+    best_trees = _stopped(fits[best_fit])
+    best_rows = pinball(yv, np.asarray(fits[best_fit].predict(Xv, raw_score=True, num_iteration=best_trees)), alpha)
+    best = chosen = ForestSize(best_fit, leaves[best_fit], best_trees, float(best_rows.mean()))
+    if tolerance_se > 0 and n > 1:
+        for i, booster in enumerate(fits):
+            for trees, rows in enumerate(_losses_by_round(booster, Xv, yv, alpha, _stopped(booster)), start=1):
+                if trees * tree_depth(leaves[i]) > chosen.cost:
+                    break  # only dearer forests from here on
+                diff = rows - best_rows
+                mean, se = float(diff.mean()), float(diff.std(ddof=1) / math.sqrt(n))
+                size = ForestSize(i, leaves[i], trees, float(rows.mean()), mean, se)
+                if mean <= tolerance_se * se and (size.cost, size.loss) < (chosen.cost, chosen.loss):
+                    chosen = size
+    loss_se = float(best_rows.std(ddof=1) / math.sqrt(n)) if n > 1 else float("nan")
+    report = {
+        "chosen_num_leaves": chosen.num_leaves,
+        "chosen_trees": chosen.trees,
+        "chosen_loss": chosen.loss,
+        "chosen_cost": chosen.cost,
+        "best_num_leaves": best.num_leaves,
+        "best_trees": best.trees,
+        "best_loss": best.loss,
+        "best_cost": best.cost,
+        "size_tolerance_se": float(tolerance_se),
+        "loss_se": loss_se,  # standard error of the best forest's mean per-row loss
+        "difference_se": chosen.difference_se,  # of the paired mean difference, chosen - best
+        "allowed_difference": float(tolerance_se) * chosen.difference_se,
+        "validation_rows": n,
+    }
+    return chosen, report
