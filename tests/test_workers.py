@@ -471,3 +471,35 @@ def test_tallies_of_chunks_merge_into_the_tally_of_all(trained):
     for name, counts in whole.drift_counts.items():
         assert counts.tolist() == parts.drift_counts[name].tolist() and counts.sum() == 600
     assert parts.values["pd"].summary() == pytest.approx(whole.values["pd"].summary())
+
+
+def test_frames_carry_large_buffers_out_of_band_through_a_pipe():
+    """Arrow IPC streams and numpy arrays travel beside the pickle, and come back equal; a writer that closes
+    mid-frame is an end of file, not a hang or a half-read object."""
+    from pipeline.batch.chunks import from_ipc, to_ipc
+    from pipeline.batch.workers import pack, read_frame, write_frame
+
+    table = pa.table({"x": np.arange(200_000, dtype=np.int64), "s": pa.array([f"id{i}" for i in range(200_000)])})
+    hashes = np.arange(200_000, dtype=np.uint64) * 7
+    frame = pack({"scores": to_ipc(table), "hashes": hashes, "small": "text"})
+    assert len(frame) >= 4  # header, pickle and the two large buffers
+    assert sum(memoryview(p).nbytes for p in frame[:2]) < 1000  # the pickle itself holds no data
+
+    read_end, write_end = os.pipe()
+    writer = threading.Thread(target=lambda: (write_frame(write_end, frame), os.close(write_end)))
+    writer.start()
+    got = read_frame(read_end)
+    writer.join()
+    assert from_ipc(got["scores"]).equals(table) and np.array_equal(got["hashes"], hashes) and got["small"] == "text"
+    with pytest.raises(EOFError):
+        read_frame(read_end)  # the writer closed after one frame
+    os.close(read_end)
+
+    read_end, write_end = os.pipe()
+    cut = b"".join(bytes(memoryview(p).cast("B")) for p in frame)[:5000]
+    writer = threading.Thread(target=lambda: (os.write(write_end, cut), os.close(write_end)))
+    writer.start()
+    with pytest.raises(EOFError):
+        read_frame(read_end)
+    writer.join()
+    os.close(read_end)

