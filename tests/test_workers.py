@@ -503,3 +503,13 @@ def test_frames_carry_large_buffers_out_of_band_through_a_pipe():
         read_frame(read_end)
     writer.join()
     os.close(read_end)
+
+
+def test_thread_and_worker_counts_follow_the_cpu_affinity(monkeypatch):
+    """A container's cpuset (or `taskset`) bounds LightGBM's threads and the workers (and the compiled forests'
+    pool, which counts the same way: `pipeline.cores`), however many cores the machine has."""
+    from pipeline.model.boosters import threads
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {3}, raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    assert threads() == 1 and resolve_workers(0) == 1

@@ -39,19 +39,14 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
+from pipeline.cores import available_cores
 from pipeline.errors import ConfigError
+
+__all__ = ["Outcome", "WorkerLost", "WorkerPool", "available_cores", "limit_threads", "resolve_workers"]
 
 log = logging.getLogger(__name__)
 IN_FLIGHT_PER_WORKER = 2  # one being scored, one queued: a worker never waits, memory stays bounded
 _SETUP = "__setup__"
-
-
-def available_cores() -> int:
-    """Cores this process may run on (its CPU affinity, e.g. a container's cpuset), not the machine's."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
 
 
 def resolve_workers(requested: int | None) -> int:

@@ -39,6 +39,7 @@ import llvmlite.binding as llvm
 import numpy as np
 from llvmlite import ir
 
+from pipeline.cores import available_cores
 from pipeline.decision.forest import EXP_OBJECTIVES, SIGMOID_OBJECTIVES, Forest
 
 log = logging.getLogger(__name__)
@@ -163,7 +164,7 @@ class CompiledForest:
         self.expected_value: float = float(header["expected_value"])
         self.objective: str = str(header["objective"])
         self.sigmoid: float = float(header["sigmoid"])
-        self.threads: int = threads or _default_threads()
+        self.threads: int = threads or available_cores()
         self.has_contrib: bool = bool(header["contrib"])
         names = (MARGIN_SYMBOL, CONTRIB_SYMBOL) if self.has_contrib else (MARGIN_SYMBOL,)
         addresses = [engine.get_function_address(name) for name in names]
@@ -318,13 +319,6 @@ class CompiledForest:
 def _ptr(a: np.ndarray, row: int) -> int:
     """Address of row `row` of a C-contiguous float64 array."""
     return a.ctypes.data + row * a.strides[0]
-
-
-def _default_threads() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
 
 
 def _link(obj: bytes) -> llvm.ExecutionEngine:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 
 from pipeline.config import LimitModelConfig, PDModelConfig
+from pipeline.cores import available_cores
 from pipeline.features import FeatureSpec
 from pipeline.model.calibration import CalibratedPD, choose_calibrator
 from pipeline.model.monotone import choose_constraints, lightgbm_fitter
@@ -31,7 +31,8 @@ EPS = 1e-6
 
 
 def threads() -> int:
-    return max(1, os.cpu_count() or 1)
+    """LightGBM threads: the cores this process may use (its affinity), not the machine's."""
+    return available_cores()
 
 
 def to_matrix(features: pd.DataFrame, names: list[str]) -> np.ndarray:
