@@ -162,7 +162,11 @@ def _read_exact(fd: int, n: int) -> bytearray:
     buffer = bytearray(n)
     view, got = memoryview(buffer), 0
     while got < n:
-        k = os.readv(fd, [view[got:]])
+        if hasattr(os, "readv"):
+            k = os.readv(fd, [view[got:]])  # straight into the buffer
+        else:  # pragma: no cover - Windows: one more copy
+            data = os.read(fd, n - got)
+            view[got : got + len(data)], k = data, len(data)
         if k == 0:
             raise EOFError("the other end of the pipe closed")
         got += k
