@@ -7,7 +7,10 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
+from helpers import examples
 from pipeline.batch import tallies
 from pipeline.batch.tallies import SeenIds, _merge_last_two, id_hashes
 
@@ -206,3 +209,24 @@ def test_positions_are_uint32_exactly_while_below_the_limit(monkeypatch, limit, 
     seen.add(then, id_hashes(then))
     assert [p.dtype.name for _, p in seen._runs] == ["uint32", second]
     check_runs(seen, id_hashes)
+
+
+ids_strategy = st.lists(
+    st.lists(
+        st.one_of(st.sampled_from(["", "a", "A1", "a\x00", "ü", "x" * 8, "x" * 9]), st.text(max_size=20)), max_size=30
+    ),
+    max_size=8,
+)
+
+
+@settings(max_examples=examples(200), deadline=None)
+@given(ids_strategy)
+@example([["a", "b"], ["b", "c"], ["a", "c", "d"]])
+@example([[""], [""], ["x" * 8, "x" * 9], ["x" * 9]])
+def test_repeated_ids_match_a_set_even_when_every_hash_collides(chunks):
+    # ids unique within a chunk, as validation leaves them
+    chunks = [list(dict.fromkeys(c)) for c in chunks]
+    expected = set_oracle(chunks)
+    assert run_chunks(chunks, id_hashes) == expected
+    assert run_chunks(chunks, lambda ids: id_hashes(ids) & np.uint64(3)) == expected  # four hash values
+    assert run_chunks(chunks, lambda ids: np.zeros(len(ids), np.uint64)) == expected  # one hash value

@@ -1,5 +1,6 @@
 """The batch job in worker processes: the same files as one process, failures that publish nothing,
-the exact repeated-id check across chunks and the mergeable drift counts behind it."""
+the id hashes behind the repeated-id check across chunks (tests/test_tallies.py) and the mergeable drift
+counts."""
 
 from __future__ import annotations
 
@@ -19,13 +20,13 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
-from hypothesis import example, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from helpers import examples
 from pipeline.batch import job
 from pipeline.batch.job import score_file
-from pipeline.batch.tallies import SeenIds, Tally, id_array, id_hashes
+from pipeline.batch.tallies import Tally, id_array, id_hashes
 from pipeline.batch.workers import RemoteTraceback, WorkerLost, resolve_workers
 from pipeline.decision.scorer import Scorer
 from pipeline.errors import ConfigError, DataContractError, RejectionBudgetExceeded
@@ -356,46 +357,6 @@ def test_workers_option_is_checked(trained, base, tmp_path):
 
 
 # ------------------------------------------------------------------ repeated ids: vectorised and exact
-
-ids_strategy = st.lists(
-    st.lists(
-        st.one_of(st.sampled_from(["", "a", "A1", "a\x00", "ü", "x" * 8, "x" * 9]), st.text(max_size=20)), max_size=30
-    ),
-    max_size=8,
-)
-
-
-def reference_repeats(chunks: list[list[str]]) -> list[list[bool]]:
-    seen: set[str] = set()
-    out = []
-    for chunk in chunks:
-        out.append([i in seen for i in chunk])
-        seen |= set(chunk)
-    return out
-
-
-def check_seen(chunks: list[list[str]], hash_fn) -> list[list[bool]]:
-    seen, out = SeenIds(), []
-    for chunk in chunks:
-        ids = pa.array(chunk, pa.string())
-        hashes = hash_fn(ids)
-        repeated = seen.repeated(ids, hashes)
-        out.append(repeated.tolist())
-        seen.add(ids.filter(pa.array(~repeated)), hashes[~repeated])
-    return out
-
-
-@settings(max_examples=examples(200), deadline=None)
-@given(ids_strategy)
-@example([["a", "b"], ["b", "c"], ["a", "c", "d"]])
-@example([[""], [""], ["x" * 8, "x" * 9], ["x" * 9]])
-def test_repeated_ids_match_a_set_even_when_every_hash_collides(chunks):
-    # ids unique within a chunk, as validation leaves them
-    chunks = [list(dict.fromkeys(c)) for c in chunks]
-    expected = reference_repeats(chunks)
-    assert check_seen(chunks, id_hashes) == expected
-    assert check_seen(chunks, lambda ids: id_hashes(ids) & np.uint64(3)) == expected  # four hash values
-    assert check_seen(chunks, lambda ids: np.zeros(len(ids), np.uint64)) == expected  # one hash value
 
 
 @settings(max_examples=examples(100), deadline=None)
