@@ -474,3 +474,13 @@ def test_thread_and_worker_counts_follow_the_cpu_affinity(monkeypatch):
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {3}, raising=False)
     monkeypatch.setattr(os, "cpu_count", lambda: 64)
     assert threads() == 1 and resolve_workers(0) == 1
+
+
+def test_without_unix_pipes_the_job_scores_in_its_own_process(monkeypatch):
+    """The worker message frames read pipes with os.readv; where it is missing (Windows) the job uses one process."""
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    assert resolve_workers(0) == 4 and resolve_workers(3) == 3
+    monkeypatch.delattr(os, "readv")
+    assert resolve_workers(0) == 1 and resolve_workers(3) == 1 and resolve_workers(1) == 1
+    with pytest.raises(ConfigError, match="--workers"):
+        resolve_workers(-1)

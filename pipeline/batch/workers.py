@@ -50,12 +50,15 @@ _SETUP = "__setup__"
 
 
 def resolve_workers(requested: int | None) -> int:
-    """None or 0: one worker per available core; otherwise the number asked for."""
-    if requested is None or requested == 0:
-        return available_cores()
-    if isinstance(requested, bool) or not isinstance(requested, int) or requested < 0:
+    """None or 0: one worker per available core; otherwise the number asked for. Where the message frames
+    cannot run (no `os.readv` on the pipes' file descriptors: Windows), the job's own process (1)."""
+    if requested is not None and (isinstance(requested, bool) or not isinstance(requested, int) or requested < 0):
         raise ConfigError(f"--workers must be 0 (every core) or a positive integer, got {requested!r}")
-    return requested
+    wanted = requested or available_cores()
+    if wanted > 1 and not hasattr(os, "readv"):
+        log.warning("worker processes need Unix pipes (os.readv); scoring in this process")
+        return 1
+    return wanted
 
 
 class WorkerLost(RuntimeError):
@@ -162,11 +165,7 @@ def _read_exact(fd: int, n: int) -> bytearray:
     buffer = bytearray(n)
     view, got = memoryview(buffer), 0
     while got < n:
-        if hasattr(os, "readv"):
-            k = os.readv(fd, [view[got:]])  # straight into the buffer
-        else:  # pragma: no cover - Windows: one more copy
-            data = os.read(fd, n - got)
-            view[got : got + len(data)], k = data, len(data)
+        k = os.readv(fd, [view[got:]])  # straight into the buffer (Unix; `resolve_workers` keeps Windows at 1)
         if k == 0:
             raise EOFError("the other end of the pipe closed")
         got += k
