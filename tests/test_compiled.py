@@ -166,8 +166,9 @@ def test_every_numeric_rule_corner_matches_numba(thresholds):
 
 
 def test_categorical_set_membership_matches_numba():
-    """Codes in a multi-word bitset (0, 3, 33, 64), with NaN, negative, fractional, huge and infinite values."""
-    cats = [0, 3, 33, 64]
+    """Codes in a multi-word bitset (0, 3, 33, 63, 64: 63 is the sign bit of the branch-free form's mask),
+    with NaN, negative, fractional, huge and infinite values."""
+    cats = [0, 3, 33, 63, 64]
     words = np.zeros(3, dtype=np.uint32)
     for c in cats:
         words[c // 32] |= np.uint32(1 << (c % 32))

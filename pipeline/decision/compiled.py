@@ -1,8 +1,9 @@
-"""A `Forest` compiled to native code: one branchy function per tree, constants inlined, shippable as bytes.
+"""A `Forest` compiled to native code: one function per tree, constants inlined, shippable as bytes.
 
 Why: the numba kernels in `forest.py` walk flat arrays, paying a dependent load per node
 (feature, threshold, flags, child). Generating LLVM IR in which every split is an immediate
-compare-and-branch removes those loads and lets the branch predictor learn each tree; this
+compare-and-branch removes those loads and lets the branch predictor learn each tree (and the
+small subtrees near the leaves of the margin kernel are evaluated without branches); this
 is the lleaves approach, generated directly in `compiled_ir` (tree bodies as IR text, the row-loop
 drivers with `llvmlite.ir`) so that it follows `forest._child` exactly (missing types None/Zero/NaN,
 default directions, categorical sets, the predictor's zeroing of |x| <= 1e-35) and also emits
@@ -55,6 +56,7 @@ MIN_ROWS_PER_TASK = 8192  # below this a thread hand-off costs more than it save
 # Used only by the IR generator (compiled_ir), which imports them; defined here, where tests/test_settings.py
 # documents them.
 ROW_BLOCK = 64  # rows per tree sweep: a tree's code stays hot in L1i while it scores a block
+SELECT_NODES = 7  # subtrees with at most this many splits are evaluated without branches (measured, compiled_ir)
 _DOUBLE, _I32, _I64 = ir.DoubleType(), ir.IntType(32), ir.IntType(64)
 _MISSING_ZERO, _MISSING_NAN = 1, 2  # forest.MISSING["Zero"], ["NaN"]
 

@@ -29,6 +29,7 @@ from pipeline.decision.compiled import (
     CONTRIB_SYMBOL,
     MARGIN_SYMBOL,
     ROW_BLOCK,
+    SELECT_NODES,
 )
 from pipeline.decision.forest import CATEGORICAL, DEFAULT_LEFT, K_ZERO, Forest
 
@@ -82,6 +83,96 @@ def _categories(forest: Forest, node: int) -> list[int]:
     return cats
 
 
+def _categorical_lines(forest: Forest, node: int, v: str, out: str) -> list[str]:
+    """IR lines setting i1 %out = "goes left" for a categorical split, without a branch.
+
+    NaN, <= -1 and >= 2^31 go right; else the truncated code goes left iff it is in the node's set:
+    one shift of a 64-bit mask for codes below 64, one compare for each larger code.
+    """
+    cats = _categories(forest, node)
+    mask = sum(1 << c for c in cats if c < 64)
+    mask -= (mask >> 63) << 64  # the same 64 bits as a signed i64 literal
+    lines = [
+        f"{out}.lo = fcmp ogt double {v}, -1.0",
+        f"{out}.hi = fcmp olt double {v}, {_hex(2147483648.0)}",
+        f"{out}.in = and i1 {out}.lo, {out}.hi",
+        f"{out}.v = select i1 {out}.in, double {v}, double 0.0",
+        f"{out}.i = fptosi double {out}.v to i64",
+        f"{out}.s = and i64 {out}.i, 63",
+        f"{out}.m = lshr i64 {mask}, {out}.s",
+        f"{out}.b = trunc i64 {out}.m to i1",
+        f"{out}.u = icmp ult i64 {out}.i, 64",
+        f"{out}.k = and i1 {out}.b, {out}.u",
+    ]
+    member = f"{out}.k"
+    for j, cat in enumerate(c for c in cats if c >= 64):
+        lines += [f"{out}.e{j} = icmp eq i64 {out}.i, {cat}", f"{out}.k{j} = or i1 {member}, {out}.e{j}"]
+        member = f"{out}.k{j}"
+    return lines + [f"{out} = and i1 {out}.in, {member}"]
+
+
+def _left_lines(forest: Forest, node: int, v: str, out: str) -> list[str]:
+    """IR lines setting i1 %out = "goes left" for the value %v of the node's split feature."""
+    flags = int(forest.flags[node])
+    if flags & CATEGORICAL:
+        return _categorical_lines(forest, node, v, out)
+    return _numeric_left(v, out, float(forest.threshold[node]), (flags >> 2) & 3, bool(flags & DEFAULT_LEFT))
+
+
+def _load_lines(forest: Forest, node: int) -> tuple[str, list[str]]:
+    f, v = int(forest.feature[node]), f"%v{node}"
+    return v, [f"{v}.p = getelementptr inbounds double, ptr %x, i64 {f}", f"{v} = load double, ptr {v}.p"]
+
+
+def _credit_lines(name: str, feature: int, delta: str) -> list[str]:
+    """contrib[feature] += delta (an IR double operand)."""
+    return [
+        f"{name}.p = getelementptr inbounds double, ptr %c, i64 {feature}",
+        f"{name}.o = load double, ptr {name}.p",
+        f"{name}.n = fadd double {name}.o, {delta}",
+        f"store double {name}.n, ptr {name}.p",
+    ]
+
+
+def _subtree(forest: Forest, node: int) -> list[int]:
+    """The internal nodes under `node` (itself included), parents before children (pre-order)."""
+    nodes, stack = [], [node]
+    while stack:
+        n = stack.pop()
+        if n >= 0:
+            nodes.append(n)
+            stack += [int(forest.right[n]), int(forest.left[n])]
+    return nodes
+
+
+def _split_counts(forest: Forest, root: int) -> dict[int, int]:
+    """Splits in the subtree under each internal node of one tree (the node itself included)."""
+    counts: dict[int, int] = {}
+    for n in reversed(_subtree(forest, root)):  # children before parents
+        counts[n] = 1 + sum(counts.get(int(c), 0) for c in (forest.left[n], forest.right[n]))
+    return counts
+
+
+def _select_lines(forest: Forest, top: int) -> list[str]:
+    """A small subtree without branches: every split's predicate, then the leaf picked by `select`s.
+
+    Mispredicted branches dominate a branchy walk (each costs ~15 cycles, and many splits are a coin
+    toss for the predictor); computing all <= SELECT_NODES predicates costs less.
+    """
+    nodes = _subtree(forest, top)
+    lines: list[str] = []
+    for n in nodes:
+        v, load = _load_lines(forest, n)
+        lines += load + _left_lines(forest, n, v, f"%k{n}")
+
+    def leaf(n: int) -> str:
+        return str(~n) if n < 0 else f"%s{n}"
+
+    for n in reversed(nodes):  # children before parents
+        lines.append(f"%s{n} = select i1 %k{n}, i32 {leaf(int(forest.left[n]))}, i32 {leaf(int(forest.right[n]))}")
+    return lines + [f"ret i32 %s{top}"]
+
+
 def _split_lines(forest: Forest, node: int, v: str, left: str, right: str) -> list[str]:
     """Branch from the current block to label `left` or `right` for the value %v of the split feature."""
     flags = int(forest.flags[node])
@@ -103,34 +194,38 @@ def _split_lines(forest: Forest, node: int, v: str, left: str, right: str) -> li
 
 
 def _tree_ir(forest: Forest, t: int, contrib: bool) -> str:
-    """`i32 @tree<t>(ptr x)` (or `@treec<t>(ptr x, ptr contrib)`): nested branches returning the leaf index.
+    """`i32 @tree<t>(ptr x)` (or `@treec<t>(ptr x, ptr contrib)`): the leaf index of row x.
 
-    The contrib variant adds the split's delta to contrib[feature] on entering each child, in path
-    order like `forest._margin_contrib` (zero deltas are skipped: adding 0.0 changes nothing).
-    Inline stores with immediate deltas measured ~1.5x faster than a per-leaf table walk, at the
-    price of a second copy of the tree code. IR is written as text: llvmlite.ir objects cost ~10x
-    more Python time for thousands of tiny blocks. The walk is iterative: deep, unbalanced trees
-    would exceed Python's recursion limit.
+    The margin variant branches near the root, where a tree is wide, and evaluates each subtree of at
+    most SELECT_NODES splits without branches (`_select_lines`): the same leaf, 1.2-1.8x faster than
+    branching all the way down (docs/benchmarks.md). The contrib variant branches all the way and adds
+    the split's delta to contrib[feature] on entering each child, in path order like
+    `forest._margin_contrib` (zero deltas are skipped: adding 0.0 changes nothing); there the
+    branch-free form, crediting +0.0 off the path, measured 1.0-1.5x slower. Inline stores with
+    immediate deltas measured ~1.5x faster than a per-leaf table walk, at the price of a second copy
+    of the tree code. IR is written as text: llvmlite.ir objects cost ~10x more Python time for
+    thousands of tiny blocks. The walk is iterative: deep, unbalanced trees would exceed Python's
+    recursion limit.
     """
     params = "ptr noalias nocapture readonly %x" + (", ptr noalias nocapture %c" if contrib else "")
     lines = [f"define i32 @{_tree_name(t, contrib)}({params}) noinline nounwind {{", "entry:"]
+    splits = _split_counts(forest, int(forest.roots[t]))
     stack: list[tuple[int, str, int, float]] = [(int(forest.roots[t]), "", 0, 0.0)]
     while stack:
         node, label, credit_feature, delta = stack.pop()
         if label:
             lines.append(f"{label}:")
         if contrib and delta != 0.0:
-            d = f"%d{label}"
-            lines.append(f"{d}.p = getelementptr inbounds double, ptr %c, i64 {credit_feature}")
-            lines.append(f"{d}.o = load double, ptr {d}.p")
-            lines.append(f"{d}.n = fadd double {d}.o, {_hex(delta)}")
-            lines.append(f"store double {d}.n, ptr {d}.p")
+            lines += _credit_lines(f"%d{label}", credit_feature, _hex(delta))
         if node < 0:
             lines.append(f"ret i32 {~node}")
             continue
-        f, v = int(forest.feature[node]), f"%v{node}"
-        lines += [f"{v}.p = getelementptr inbounds double, ptr %x, i64 {f}", f"{v} = load double, ptr {v}.p"]
-        lines += _split_lines(forest, node, v, f"L{node}", f"R{node}")
+        if not contrib and splits[node] <= SELECT_NODES:
+            lines += _select_lines(forest, node)
+            continue
+        f = int(forest.feature[node])
+        v, load = _load_lines(forest, node)
+        lines += load + _split_lines(forest, node, v, f"L{node}", f"R{node}")
         stack.append((int(forest.right[node]), f"R{node}", f, float(forest.delta_right[node])))
         stack.append((int(forest.left[node]), f"L{node}", f, float(forest.delta_left[node])))
     lines.append("}")
