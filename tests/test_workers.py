@@ -8,6 +8,7 @@ import dataclasses
 import json
 import multiprocessing
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -432,6 +433,24 @@ def test_tallies_of_chunks_merge_into_the_tally_of_all(trained):
     for name, counts in whole.drift_counts.items():
         assert counts.tolist() == parts.drift_counts[name].tolist() and counts.sum() == 600
     assert parts.values["pd"].summary() == pytest.approx(whole.values["pd"].summary())
+
+
+def test_tables_travel_uncopied_and_slices_travel_with_only_their_rows():
+    """A table that spans its buffers is pickled as itself, its buffers out of band; a slice (whose buffers hold
+    every row of the table it was cut from) travels as an IPC stream of its own rows. Both come back equal."""
+    from pipeline.batch.chunks import from_wire, to_wire
+    from pipeline.batch.workers import pack
+
+    table = pa.table({"x": np.arange(200_000, dtype=np.float64), "s": pa.array([f"id{i}" for i in range(200_000)])})
+    part = table.slice(1_000, 10_000)
+    whole_wire, part_wire = to_wire(table), to_wire(part)
+    assert whole_wire is table and isinstance(part_wire, pa.Buffer)
+    assert part_wire.size < table.nbytes / 10  # the slice's rows, not the buffers under it
+    for original, wire in ((table, whole_wire), (part, part_wire)):
+        frame = pack(wire)
+        body, buffers = frame[1], [bytearray(memoryview(b).cast("B")) for b in frame[2:]]
+        assert from_wire(pickle.loads(body, buffers=buffers)).equals(original)
+    assert sum(memoryview(p).nbytes for p in pack(whole_wire)[:2]) < 2000  # the data is out of band
 
 
 def test_frames_carry_large_buffers_out_of_band_through_a_pipe():
