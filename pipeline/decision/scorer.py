@@ -34,7 +34,7 @@ from pipeline.decision.products import ProductsConfig
 from pipeline.decision.scorecard import pd_to_score, score_to_grade_index
 from pipeline.decision.textcols import labels_column, repeated_text
 from pipeline.decision.treeshap import shap_values, top_k_exact
-from pipeline.features import FeatureSpec, compute_features, feature_dictionary, living_cost
+from pipeline.features import FeatureSpec, compute_features, feature_columns, feature_dictionary, living_cost
 from pipeline.model.boosters import LimitModel, PDModel, to_matrix
 
 log = logging.getLogger(__name__)
@@ -174,8 +174,12 @@ class Scorer:
         return compute_features(valid, self.specs, self.features_cfg, self.categories)
 
     def matrix(self, valid: pd.DataFrame) -> np.ndarray:
+        """The model's input matrix, stacked from the feature columns (no frame in between)."""
         with one_blas_thread():
-            return to_matrix(self.features(valid), self.feature_names)
+            if not self.feature_names:
+                return np.empty((len(valid), 0))
+            columns = feature_columns(valid, self.specs, self.features_cfg, self.categories)
+            return to_matrix(columns, self.feature_names)
 
     def compile(self, scoring: ScoringConfig | None = None) -> dict:
         """Stamp the scoring settings and build the native forests shipped in the artifact (at registration).

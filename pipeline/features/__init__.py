@@ -18,6 +18,7 @@ from pipeline.features.dictionary import (
 from pipeline.features.functions import (
     FeatureSpec,
     compute_features,
+    feature_columns,
     feature_schema,
     living_cost,
     monthly_instalment,
@@ -35,6 +36,7 @@ __all__ = [
     "choose_features",
     "compute_features",
     "dictionary_markdown",
+    "feature_columns",
     "feature_dictionary",
     "feature_schema",
     "living_cost",

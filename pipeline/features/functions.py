@@ -309,6 +309,14 @@ def compute_features(
     df: pd.DataFrame, specs: list[FeatureSpec], cfg: FeatureConfig, cats: dict[str, list[str]]
 ) -> pd.DataFrame:
     """The feature matrix, one column per spec, in spec order; row order and count preserved, never +-inf."""
+    return pd.DataFrame(feature_columns(df, specs, cfg, cats), index=df.index)
+
+
+def feature_columns(
+    df: pd.DataFrame, specs: list[FeatureSpec], cfg: FeatureConfig, cats: dict[str, list[str]]
+) -> dict[str, np.ndarray | pd.Categorical]:
+    """`compute_features`' columns, without the frame: scoring stacks them straight into the model's matrix
+    (a frame would first copy them into one block of its own)."""
     token = _MEMO.set({})
     try:
         return _compute_all(df, specs, cfg, cats)
@@ -316,8 +324,10 @@ def compute_features(
         _MEMO.reset(token)
 
 
-def _compute_all(df: pd.DataFrame, specs: list[FeatureSpec], cfg: FeatureConfig, cats: dict[str, list[str]]):
-    out = {}
+def _compute_all(
+    df: pd.DataFrame, specs: list[FeatureSpec], cfg: FeatureConfig, cats: dict[str, list[str]]
+) -> dict[str, np.ndarray | pd.Categorical]:
+    out: dict[str, np.ndarray | pd.Categorical] = {}
     for spec in specs:
         if spec.categorical:
             values = df[spec.name] if spec.name in df else pd.Series(np.nan, index=df.index)
@@ -331,7 +341,7 @@ def _compute_all(df: pd.DataFrame, specs: list[FeatureSpec], cfg: FeatureConfig,
         else:
             arr = np.broadcast_to(np.asarray(values, dtype=float), (len(df),))
         out[spec.name] = np.where(np.isinf(arr), np.nan, arr)  # a fresh array: never a view of the input
-    return pd.DataFrame(out, index=df.index)
+    return out
 
 
 def feature_schema(specs: list[FeatureSpec]) -> pa.DataFrameSchema:
