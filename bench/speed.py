@@ -89,8 +89,8 @@ def job_steps(scorer, input_path: Path, tmp: Path, repeats: int) -> dict:
     """Seconds per 100k rows of the job's steps around `score_valid`, one process, medians: read, validation on
     both engines, the repeated-id check, drift tallies, scores to Arrow and Parquet."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
+    from pipeline.batch.job import scores_writer
     from pipeline.batch.tallies import SeenIds, Tally, valid_ids
     from pipeline.data.io import read_parquet
     from pipeline.data.validate import validate_frame
@@ -110,8 +110,10 @@ def job_steps(scorer, input_path: Path, tmp: Path, repeats: int) -> dict:
         ids, hashes = valid_ids(valid)
         SeenIds().repeated(ids, hashes)
 
-    def write():
-        pq.write_table(pa.Table.from_pandas(scored, preserve_index=False), out)
+    def write():  # the scores file's writer and settings, as the job writes it
+        table = pa.Table.from_pandas(scored, preserve_index=False)
+        with scores_writer(out, table.schema) as writer:
+            writer.write_table(table)
 
     steps: dict[str, Callable[[], object]] = {
         "parquet_read": lambda: read_parquet(input_path),

@@ -1,6 +1,6 @@
 """Credit assessment pipeline: affordability features, PD and limit models, policy, registry, scoring."""
 
-__version__ = "0.3.2"
+__version__ = "0.3.3"
 
 import warnings
 

@@ -197,15 +197,16 @@ def _tree_ir(forest: Forest, t: int, contrib: bool) -> str:
     """`i32 @tree<t>(ptr x)` (or `@treec<t>(ptr x, ptr contrib)`): the leaf index of row x.
 
     The margin variant branches near the root, where a tree is wide, and evaluates each subtree of at
-    most SELECT_NODES splits without branches (`_select_lines`): the same leaf, 1.2-1.8x faster than
-    branching all the way down (docs/benchmarks.md). The contrib variant branches all the way and adds
-    the split's delta to contrib[feature] on entering each child, in path order like
-    `forest._margin_contrib` (zero deltas are skipped: adding 0.0 changes nothing); there the
-    branch-free form, crediting +0.0 off the path, measured 1.0-1.5x slower. Inline stores with
-    immediate deltas measured ~1.5x faster than a per-leaf table walk, at the price of a second copy
-    of the tree code. IR is written as text: llvmlite.ir objects cost ~10x more Python time for
-    thousands of tiny blocks. The walk is iterative: deep, unbalanced trees would exceed Python's
-    recursion limit.
+    most SELECT_NODES splits without branches (`_select_lines`): the same leaf, faster than branching all
+    the way down (measured, one thread, 100k rows: the shipped limit model 1.8x, PD margin 1.5x; synthetic
+    models of 7-63 leaves 1.2-1.6x; subtrees of up to 3 splits gave less, of up to 15 the same within
+    noise). The contrib variant branches all the way and adds the split's delta to contrib[feature] on
+    entering each child, in path order like `forest._margin_contrib` (zero deltas are skipped: adding
+    0.0 changes nothing); there the branch-free form, crediting +0.0 off the path, measured 1.0-1.5x
+    slower. Inline stores with immediate deltas measured ~1.5x faster than a per-leaf table walk, at
+    the price of a second copy of the tree code. IR is written as text: llvmlite.ir objects cost ~10x
+    more Python time for thousands of tiny blocks. The walk is iterative: deep, unbalanced trees would
+    exceed Python's recursion limit.
     """
     params = "ptr noalias nocapture readonly %x" + (", ptr noalias nocapture %c" if contrib else "")
     lines = [f"define i32 @{_tree_name(t, contrib)}({params}) noinline nounwind {{", "entry:"]
