@@ -472,3 +472,19 @@ def test_features_doc_lists_every_feature_and_the_edge_cases():
     assert "## Edge cases" in text
     for topic in ("Zero income", "Zero limit", "Negative balances", "Zero statements", "All-missing history"):
         assert f"**{topic}" in text
+
+
+def test_an_unseen_category_is_missing_in_the_features_and_the_matrix(recwarn):
+    """A housing value outside the training categories becomes missing (code NaN in the model's matrix), the same
+    for the frame and the scorer's columns, and without the pandas warning that this will raise in pandas 4."""
+    from pipeline.features import feature_columns
+    from pipeline.model.boosters import to_matrix
+
+    frame = pd.DataFrame({"housing": ["own", "castle", None, "rent"]})
+    table = compute(frame, ["housing"])
+    assert table["housing"].astype(object).tolist()[::3] == ["own", "rent"]
+    assert table["housing"].isna().tolist() == [False, True, True, False]
+    matrix = to_matrix(feature_columns(frame, [BY_NAME["housing"]], CFG, CATS), ["housing"])
+    np.testing.assert_array_equal(matrix, to_matrix(table, ["housing"]))
+    assert np.isnan(matrix[1:3, 0]).all() and matrix[0, 0] == CATS["housing"].index("own")
+    assert not [w for w in recwarn if "categories" in str(w.message)]

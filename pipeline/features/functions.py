@@ -331,7 +331,10 @@ def _compute_all(
     for spec in specs:
         if spec.categorical:
             values = df[spec.name] if spec.name in df else pd.Series(np.nan, index=df.index)
-            out[spec.name] = pd.Categorical(values, categories=cats.get(spec.name))
+            known = cats.get(spec.name)
+            if known is not None:  # an unseen category is missing (pandas 4 raises instead of making it NaN)
+                values = values.where(values.isin(known))
+            out[spec.name] = pd.Categorical(values, categories=known)
             continue
         values = spec.compute(df, cfg)
         if values is None:

@@ -46,8 +46,11 @@ def to_matrix(features: pd.DataFrame | Mapping[str, Any], names: list[str]) -> n
             cols.append(codes)
         else:
             cols.append(col.to_numpy(dtype=float) if isinstance(col, pd.Series) else np.asarray(col, dtype=float))
+    if not cols:
+        rows = len(features) if isinstance(features, pd.DataFrame) else len(next(iter(features.values()), ()))
+        return np.empty((rows, 0))
     # Stacked as rows, then transposed in one copy: 2-3x faster than np.column_stack's strided column writes.
-    return np.ascontiguousarray(np.array(cols).T) if cols else np.empty((len(features), 0))
+    return np.ascontiguousarray(np.array(cols).T)
 
 
 def _base_params(params: dict, seed: int) -> dict:
