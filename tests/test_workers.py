@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import multiprocessing
 import os
 import pickle
@@ -345,6 +346,47 @@ def test_a_worker_scores_on_one_thread(trained):
         assert s["numba_types_ready"]  # so a worker's first kernel call does not spend ~0.45 s on it
 
 
+def no_state(*args):
+    return None
+
+
+def logging_task(state, n: int) -> int:
+    """Logs at every level, with a traceback and with an unpicklable extra, then fails on n == 2."""
+    log = logging.getLogger("pipeline.test_worker_logs")
+    log.info("info from task %d", n)
+    log.debug("debug from task %d", n)  # below the job's level: never sent
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        log.warning("warning from task %d", n, exc_info=True)
+    log.warning("extra from task %d", n, extra={"thing": threading.Lock()})
+    if n == 2:
+        raise RuntimeError("task 2 failed")
+    return n
+
+
+def test_worker_log_records_reach_the_job_log(caplog):
+    """A worker's records come back with its results (a failed task's too) and are handled by the job's loggers
+    at the job's level, tracebacks as text, marked with the worker's process name."""
+    from pipeline.batch.workers import WorkerPool
+
+    caplog.set_level(logging.INFO)
+    with WorkerPool(2, no_state) as pool:
+        pool.setup()
+        for key in range(3):
+            pool.submit(key, logging_task, key)
+        outcomes = dict(pool.get() for _ in range(3))
+    assert [outcomes[k].result() for k in (0, 1)] == [0, 1]
+    with pytest.raises(RuntimeError, match="task 2 failed"):
+        outcomes[2].result()
+    mine = [r for r in caplog.records if r.name == "pipeline.test_worker_logs"]
+    messages = sorted(r.getMessage() for r in mine)
+    expected = [f"{kind} from task {k}" for kind in ("extra", "info", "warning") for k in range(3)]
+    assert messages == sorted(expected)  # no debug record, none lost, none twice
+    assert all("ValueError: boom" in r.exc_text for r in mine if r.getMessage().startswith("warning"))
+    assert all(r.processName.startswith("score-worker-") and r.process in pool.pids for r in mine)
+
+
 def test_workers_option_is_checked(trained, base, tmp_path):
     inp = write(base.head(50), tmp_path / "in.csv", "csv")
     with pytest.raises(ConfigError, match="--workers"):
@@ -437,16 +479,19 @@ def test_tallies_of_chunks_merge_into_the_tally_of_all(trained):
 
 def test_tables_travel_uncopied_and_slices_travel_with_only_their_rows():
     """A table that spans its buffers is pickled as itself, its buffers out of band; a slice (whose buffers hold
-    every row of the table it was cut from) travels as an IPC stream of its own rows. Both come back equal."""
+    every row of the table it was cut from), or chunks sliced from one buffer, travel as an IPC stream of their
+    own rows. All come back equal."""
     from pipeline.batch.chunks import from_wire, to_wire
     from pipeline.batch.workers import pack
 
     table = pa.table({"x": np.arange(200_000, dtype=np.float64), "s": pa.array([f"id{i}" for i in range(200_000)])})
     part = table.slice(1_000, 10_000)
-    whole_wire, part_wire = to_wire(table), to_wire(part)
-    assert whole_wire is table and isinstance(part_wire, pa.Buffer)
+    shared = pa.concat_tables([table.slice(i * 25_000, 25_000) for i in range(8)])  # 8 chunks over one buffer
+    whole_wire, part_wire, shared_wire = to_wire(table), to_wire(part), to_wire(shared)
+    assert whole_wire is table and isinstance(part_wire, pa.Buffer) and isinstance(shared_wire, pa.Buffer)
     assert part_wire.size < table.nbytes / 10  # the slice's rows, not the buffers under it
-    for original, wire in ((table, whole_wire), (part, part_wire)):
+    assert shared_wire.size < 1.1 * table.nbytes  # not 8 copies of the buffer
+    for original, wire in ((table, whole_wire), (part, part_wire), (shared, shared_wire)):
         frame = pack(wire)
         body, buffers = frame[1], [bytearray(memoryview(b).cast("B")) for b in frame[2:]]
         assert from_wire(pickle.loads(body, buffers=buffers)).equals(original)

@@ -19,6 +19,9 @@ How:
   the `with` block by an exception (or KeyboardInterrupt / SIGTERM as `Interrupted`) kills every
   worker (SIGKILL: they hold no files) before it returns. Workers ignore SIGINT (Ctrl-C reaches
   the whole process group; the parent decides) and exit at once if the parent disappears.
+- A worker's log records (at the job's level) travel with its next result and are handled here by
+  the logger of the same name, so they reach the job's log with its format and handlers, marked by
+  the worker's process name (`record.processName`); without this they went to bare stderr, or nowhere.
 """
 
 from __future__ import annotations
@@ -180,16 +183,57 @@ def read_frame(fd: int) -> Any:
     return pickle.loads(body, buffers=[_read_exact(fd, n) for n in lengths])
 
 
-def _message(key: Any, value: Any = None, error: BaseException | None = None) -> Frame:
+class _KeptRecords(logging.Handler):
+    """A worker's log records, made plain (message formatted, traceback as text) to travel to the job."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            fields = {k: v for k, v in vars(record).items() if isinstance(v, str | int | float | type(None))}
+            fields.update(msg=record.getMessage(), args=None, exc_info=None)  # primitives only: always pickles
+            if record.exc_info:
+                fields["exc_text"] = logging.Formatter().formatException(record.exc_info)
+            self.records.append(logging.makeLogRecord(fields))
+        except Exception:  # noqa: BLE001 - logging must never fail the task
+            self.handleError(record)
+
+    def take(self) -> list[logging.LogRecord]:
+        records, self.records = self.records, []
+        return records
+
+
+def _keep_records(level: int) -> _KeptRecords:
+    """Route every record of this worker at `level` or above to one `_KeptRecords` (and nowhere else)."""
+    kept = _KeptRecords()
+    root = logging.getLogger()
+    root.handlers[:] = [kept]
+    root.setLevel(level)
+    return kept
+
+
+def _replay(records: list[logging.LogRecord]) -> None:
+    """A worker's records, handled here as if logged here (the job's handlers and format, its loggers' levels)."""
+    for record in records:
+        logger = logging.getLogger(record.name)
+        if logger.isEnabledFor(record.levelno):
+            logger.handle(record)
+
+
+def _message(key: Any, value: Any = None, error: BaseException | None = None, records: list | None = None) -> Frame:
+    records = records or []
     try:
-        return pack((key, value, None if error is None else _portable(error)))
+        return pack((key, value, None if error is None else _portable(error), records))
     except Exception as err:  # noqa: BLE001 - a value that cannot be pickled is the task's failure
-        return pack((key, None, _portable(err)))
+        return pack((key, None, _portable(err), records))
 
 
-def _serve(tasks: Connection, results: Connection, setup: Callable[..., Any]) -> None:
+def _serve(tasks: Connection, results: Connection, setup: Callable[..., Any], log_level: int) -> None:
     """A worker: take the setup, then tasks, until told to stop (a None message) or the parent is gone."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    kept = _keep_records(log_level)
     threading.Thread(target=_watch_parent, name="watch-parent", daemon=True).start()
     limiter = limit_threads()  # noqa: F841 - the limits hold while the object lives
     state = None
@@ -205,9 +249,10 @@ def _serve(tasks: Connection, results: Connection, setup: Callable[..., Any]) ->
             if key == _SETUP:
                 state = setup(*args)
                 continue
-            message = _message(key, fn(state, *args))
+            value = fn(state, *args)
+            message = _message(key, value, records=kept.take())
         except BaseException as err:  # noqa: BLE001 - every failure goes back to the parent, with its type
-            message = _message(key, error=err)
+            message = _message(key, error=err, records=kept.take())
         try:
             write_frame(results.fileno(), message)
         except OSError:  # the parent is gone
@@ -272,7 +317,8 @@ class WorkerPool:
                 task_r, task_w = ctx.Pipe(duplex=False)
                 result_r, result_w = ctx.Pipe(duplex=False)
                 name = f"score-worker-{i}"
-                proc = ctx.Process(target=_serve, args=(task_r, result_w, setup), name=name, daemon=True)
+                level = logging.getLogger().getEffectiveLevel()
+                proc = ctx.Process(target=_serve, args=(task_r, result_w, setup, level), name=name, daemon=True)
                 sender = _Sender(task_w, name)
                 try:
                     proc.start()
@@ -322,7 +368,8 @@ class WorkerPool:
                     self._lost(worker)
 
     def _outcome(self, message: tuple) -> tuple[Any, Outcome]:
-        key, value, error = message
+        key, value, error, records = message
+        _replay(records)
         err = None
         if error is not None:
             err, text = error
