@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.config import PolicyConfig, ScorecardConfig
+from pipeline.decision.textcols import labels_column
 
 APPROVE, DECLINE = "approve", "decline"
 REASONS = {
@@ -55,6 +56,17 @@ def affordability_cap(income: np.ndarray, debt: np.ndarray, cfg: PolicyConfig) -
     debt = np.nan_to_num(debt, nan=0.0)
     room = np.maximum(cfg.max_payment_to_income * income - debt, 0.0)
     return np.where(np.isnan(income), np.nan, room / cfg.min_payment_rate)
+
+
+def _distinct_small(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`np.unique(values, return_inverse=True)` for small non-negative integers (reason bit patterns), by counting
+    instead of sorting."""
+    if not len(values):
+        return values[:0], values[:0]
+    present = np.flatnonzero(np.bincount(values))
+    position = np.zeros(int(present[-1]) + 1, dtype=np.int64)
+    position[present] = np.arange(len(present))
+    return present, position[values]
 
 
 def decide(inp: PolicyInputs, policy: PolicyConfig, scorecard: ScorecardConfig) -> pd.DataFrame:
@@ -94,16 +106,15 @@ def decide(inp: PolicyInputs, policy: PolicyConfig, scorecard: ScorecardConfig) 
     bits = np.zeros(n, dtype=np.int64)
     for i, mask in enumerate([*flags.values(), cap_max, cap_afford, cap_model, cap_table]):
         bits |= np.asarray(mask, dtype=np.int64) << i
-    patterns, inverse = np.unique(bits, return_inverse=True)
-    texts = np.array([";".join(name for i, name in enumerate(names) if p >> i & 1) for p in patterns], dtype=object)
-    codes = texts[inverse.ravel()]
+    patterns, inverse = _distinct_small(bits)
+    texts = [";".join(name for i, name in enumerate(names) if p >> i & 1) for p in patterns.tolist()]
     hard = flags["RESIDUAL_INCOME"] | flags["RECENT_90D_DELINQUENCY"] | flags["INCOME_UNKNOWN"]
     return pd.DataFrame(
-        {
-            "decision": np.where(declined, DECLINE, APPROVE).astype(object),
+        {  # texts from their labels inside Arrow (textcols): the dtype pandas gives Python strings, without them
+            "decision": labels_column([APPROVE, DECLINE], declined.astype(np.int64)),
             "credit_limit": np.where(declined, 0.0, limit),
             "affordability_cap": cap,
-            "decision_reasons": codes,
+            "decision_reasons": labels_column(texts, inverse),
             # What the risk rules allow before any product's affordability test, and the declines
             # no product can change: the offer search starts from these.
             "risk_limit": np.minimum(np.where(income_known, estimate, np.minimum(estimate, table)), policy.max_limit),
