@@ -233,7 +233,7 @@ def _instalment(inp: OfferInputs, r: _Rows, product: Product, cfg: ProductsConfi
     term = np.where(offered, terms[best], np.nan)
     amount = np.where(offered, amount, np.nan)
     principal = amount + pricing.arrangement_fee(amount, product.arrangement_fee, product.arrangement_fee_rate)
-    apr, payment, total = _schedules(offered, amount, principal, inp.grade_index, r.rate, term, cfg.apr_method)
+    apr, payment, total, months = _schedules(offered, amount, principal, inp.grade_index, r.rate, term, cfg.apr_method)
     smallest = np.where(r.missing, pos, len(terms) - 1)
     return {
         "offered": offered,
@@ -245,7 +245,7 @@ def _instalment(inp: OfferInputs, r: _Rows, product: Product, cfg: ProductsConfi
         "monthly_payment": payment,
         "total_to_repay": total,
         "fees": principal - amount,
-        "months_to_repay": term,
+        "months_to_repay": months,  # the term, or one less where cent rounding repays early (extreme rate x term)
         "smallest_payment": _instalment_payment(
             np.full(len(asked), product.min_amount), factors[inp.grade_index, smallest], product
         ),
@@ -261,8 +261,8 @@ def _schedules(
     rate: np.ndarray,
     term: np.ndarray,
     method: Literal["reg_z", "eu_aprc"],
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """APR, level payment and total repaid of each offered loan (NaN elsewhere).
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """APR, level payment, total repaid and months with a payment of each offered loan (NaN elsewhere).
 
     A loan is its amount, grade (so rate and fee) and term, and offers repeat a few amounts (the grid, common
     requests) at a few grades and terms: each distinct loan is scheduled once."""
@@ -273,11 +273,11 @@ def _schedules(
     payment, last = sched.payment / 100, sched.last_payment / 100
     apr = pricing.disclosed_apr(method, amount[one], payment, last, sched.months)
     out = []
-    for values in (apr, payment, sched.total_paid / 100):
+    for values in (apr, payment, sched.total_paid / 100, sched.months):
         full = np.full(len(offered), np.nan)
         full[loans] = values[group]
         out.append(full)
-    return out[0], out[1], out[2]
+    return out[0], out[1], out[2], out[3]
 
 
 def _revolving(inp: OfferInputs, r: _Rows, product: Product, cfg: ProductsConfig) -> dict[str, np.ndarray]:

@@ -192,6 +192,10 @@ def schedule(principal: float, rate: float, term: int) -> pd.DataFrame:
         for m, p, i, b in _months(principal_c, rate_a, term_a, pay)
     ]
     frame = pd.DataFrame(rows, columns=["month", "payment", "interest", "principal", "balance"])
+    # The loan ends with its last payment: paying the level amount rounded up while interest is rounded down
+    # can clear the balance a month before the term at extreme rate x term (59.6% over 116 months, say).
+    paid = frame.index[frame["payment"] > 0]
+    frame = frame.iloc[: paid[-1] + 1] if len(paid) else frame.iloc[:1]
     frame[["payment", "interest", "principal", "balance"]] /= 100
     return frame
 
