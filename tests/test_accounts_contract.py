@@ -58,18 +58,20 @@ CORRUPTIONS = {
 @given(st.lists(st.tuples(st.integers(0, 119), st.sampled_from(sorted(CORRUPTIONS))), max_size=12))
 # planted rows, one with an unreadable snapshot date: the per-row checks below always run
 @example([(3, "bad_date"), (3, "change_after_snapshot"), (40, "missing_id"), (40, "default_not_binary")])
+@example([(0, "change_after_snapshot"), (0, "direction_unknown")])  # found by hypothesis: the second resets the month
 def test_bad_rows_are_quarantined_with_their_reason_and_no_row_is_lost(clean, plants):
     frame = clean.copy()
     expected: dict[int, set[tuple[str, str]]] = {}
     for row, kind in plants:
         column, text, rule = CORRUPTIONS[kind]
         frame.at[row, column] = text
-        if column == "last_limit_change_month":  # a month needs its direction (else a second failure)
-            frame.at[row, "last_limit_change_direction"] = "increase"
-        if column == "last_limit_change_direction":
-            frame.at[row, "last_limit_change_month"] = "2020-01-01"
+        companion = {"last_limit_change_month": ("last_limit_change_direction", "increase"),
+                     "last_limit_change_direction": ("last_limit_change_month", "2020-01-01")}.get(column)  # fmt: skip
+        if companion:  # a month needs its direction and the reverse (else a second failure)
+            frame.at[row, companion[0]] = companion[1]
         pairs = expected.setdefault(row, set())
-        pairs -= {pair for pair in pairs if pair[0] == column}  # a later plant in the same cell overwrites it
+        written = {column, companion[0]} if companion else {column}
+        pairs -= {pair for pair in pairs if pair[0] in written}  # a later plant in the same cells overwrites them
         pairs.add((column, rule))
     for pairs in expected.values():  # "after the snapshot" cannot be judged when the snapshot date is unreadable
         if ("snapshot_month", "type:date") in pairs:
