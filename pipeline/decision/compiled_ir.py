@@ -175,10 +175,8 @@ def _select_lines(forest: Forest, top: int) -> list[str]:
 
 def _split_lines(forest: Forest, node: int, v: str, left: str, right: str) -> list[str]:
     """Branch from the current block to label `left` or `right` for the value %v of the split feature."""
-    flags = int(forest.flags[node])
-    if not flags & CATEGORICAL:
-        lines = _numeric_left(v, f"{v}.l", float(forest.threshold[node]), (flags >> 2) & 3, bool(flags & DEFAULT_LEFT))
-        return lines + [f"br i1 {v}.l, label %{left}, label %{right}"]
+    if not int(forest.flags[node]) & CATEGORICAL:
+        return _left_lines(forest, node, v, f"{v}.l") + [f"br i1 {v}.l, label %{left}, label %{right}"]
     # NaN, <= -1 and >= 2^31 go right; else the truncated code's set membership decides (a switch
     # LLVM lowers to a bit test or a jump table).
     cases = " ".join(f"i64 {cat}, label %{left}" for cat in _categories(forest, node))

@@ -245,7 +245,7 @@ def _instalment(inp: OfferInputs, r: _Rows, product: Product, cfg: ProductsConfi
         "monthly_payment": payment,
         "total_to_repay": total,
         "fees": principal - amount,
-        "months_to_repay": months,  # the term, or one less where cent rounding repays early (extreme rate x term)
+        "months_to_repay": months,  # the term, or fewer where cent rounding repays early (pricing.schedule)
         "smallest_payment": _instalment_payment(
             np.full(len(asked), product.min_amount), factors[inp.grade_index, smallest], product
         ),

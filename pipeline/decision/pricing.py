@@ -193,7 +193,8 @@ def schedule(principal: float, rate: float, term: int) -> pd.DataFrame:
     ]
     frame = pd.DataFrame(rows, columns=["month", "payment", "interest", "principal", "balance"])
     # The loan ends with its last payment: paying the level amount rounded up while interest is rounded down
-    # can clear the balance a month before the term at extreme rate x term (59.6% over 116 months, say).
+    # can clear the balance before the term, for a small loan (100 at 0% over 116 months: 115) or an extreme
+    # rate x term (1,360.84 at 59.6% over 116 months: 115).
     paid = frame.index[frame["payment"] > 0]
     frame = frame.iloc[: paid[-1] + 1] if len(paid) else frame.iloc[:1]
     frame[["payment", "interest", "principal", "balance"]] /= 100
