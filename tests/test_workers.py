@@ -482,7 +482,7 @@ def test_tables_travel_uncopied_and_slices_travel_with_only_their_rows():
     every row of the table it was cut from), or chunks sliced from one buffer, travel as an IPC stream of their
     own rows. All come back equal."""
     from pipeline.batch.chunks import from_wire, to_wire
-    from pipeline.batch.workers import pack
+    from pipeline.batch.frames import pack
 
     table = pa.table({"x": np.arange(200_000, dtype=np.float64), "s": pa.array([f"id{i}" for i in range(200_000)])})
     part = table.slice(1_000, 10_000)
@@ -502,7 +502,7 @@ def test_frames_carry_large_buffers_out_of_band_through_a_pipe():
     """Arrow IPC streams and numpy arrays travel beside the pickle, and come back equal; a writer that closes
     mid-frame is an end of file, not a hang or a half-read object."""
     from pipeline.batch.chunks import from_ipc, to_ipc
-    from pipeline.batch.workers import pack, read_frame, write_frame
+    from pipeline.batch.frames import pack, read_frame, write_frame
 
     table = pa.table({"x": np.arange(200_000, dtype=np.int64), "s": pa.array([f"id{i}" for i in range(200_000)])})
     hashes = np.arange(200_000, dtype=np.uint64) * 7

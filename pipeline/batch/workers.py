@@ -34,7 +34,6 @@ import os
 import pickle
 import queue
 import signal
-import struct
 import threading
 import traceback
 from collections.abc import Callable, Iterable
@@ -42,6 +41,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
+from pipeline.batch.frames import Frame, pack, read_frame, write_frame
 from pipeline.cores import available_cores
 from pipeline.errors import ConfigError
 
@@ -138,49 +138,6 @@ def _watch_parent() -> None:
         return
     multiprocessing.connection.wait([parent.sentinel])
     os._exit(1)
-
-
-Frame = list  # the pieces of one message, written in order: a header, the pickle, its out-of-band buffers
-_COUNTS = struct.Struct("<QQ")  # pickle bytes, number of out-of-band buffers
-
-
-def pack(obj: Any) -> Frame:
-    """`obj` pickled with its large buffers out of band (Arrow IPC streams, numpy arrays): they are written to
-    the pipe from where they are and read into buffers of their own, never copied into the pickle. Receiving a
-    chunk's scores (~60 MB per 100,000 rows) costs the job's process half the CPU of `Connection.recv_bytes` and
-    an in-band pickle (measured: 0.06 against 0.12-0.13 s per chunk; no BytesIO to grow, no copy into bytes)."""
-    buffers: list[pickle.PickleBuffer] = []
-    body = pickle.dumps(obj, protocol=5, buffer_callback=buffers.append)
-    raws = [b.raw() for b in buffers]
-    head = _COUNTS.pack(len(body), len(raws)) + struct.pack(f"<{len(raws)}Q", *(r.nbytes for r in raws))
-    return [head, body, *raws]
-
-
-def write_frame(fd: int, frame: Frame) -> None:
-    """Write every piece of `frame` to `fd` (a pipe); raises OSError (BrokenPipeError) if the reader is gone."""
-    for piece in frame:
-        view = memoryview(piece).cast("B")
-        while len(view):
-            view = view[os.write(fd, view) :]
-
-
-def _read_exact(fd: int, n: int) -> bytearray:
-    buffer = bytearray(n)
-    view, got = memoryview(buffer), 0
-    while got < n:
-        k = os.readv(fd, [view[got:]])  # straight into the buffer (Unix; `resolve_workers` keeps Windows at 1)
-        if k == 0:
-            raise EOFError("the other end of the pipe closed")
-        got += k
-    return buffer
-
-
-def read_frame(fd: int) -> Any:
-    """The next object `write_frame` wrote to the pipe; EOFError if the writer closed it first."""
-    size, count = _COUNTS.unpack(_read_exact(fd, _COUNTS.size))
-    lengths = struct.unpack(f"<{count}Q", _read_exact(fd, 8 * count)) if count else ()
-    body = _read_exact(fd, size)
-    return pickle.loads(body, buffers=[_read_exact(fd, n) for n in lengths])
 
 
 class _KeptRecords(logging.Handler):
