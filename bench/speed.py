@@ -90,7 +90,7 @@ def job_steps(scorer, input_path: Path, tmp: Path, repeats: int) -> dict:
     both engines, the repeated-id check, drift tallies, scores to Arrow and Parquet."""
     import pyarrow as pa
 
-    from pipeline.batch.job import scores_writer
+    from pipeline.batch.chunks import scores_writer
     from pipeline.batch.tallies import SeenIds, Tally, valid_ids
     from pipeline.data.io import read_parquet
     from pipeline.data.validate import validate_frame
