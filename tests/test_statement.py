@@ -158,3 +158,24 @@ def test_statement_renders_in_a_headless_browser(tmp_path: Path) -> None:
     assert "High use of existing credit limits." in visible
     assert "If a payment is late" in visible
     assert any("review@example.com" in p for p in visible)
+
+
+def test_a_loan_the_cent_rounding_repays_early_states_the_payments_it_has() -> None:
+    """1,360.84 at 59.6% over 116 months: the payment rounded up and the interest rounded down repay it in 115
+    months, so the statement counts 114 level payments and the final one, which add up to the stated total."""
+    product = Product(kind="instalment", terms_months=[116], min_amount=1_000, max_amount=25_000, amount_step=500,
+                      apr_by_grade=[0.595703125], late_fee=15.0, penalty_apr_margin=0.03)  # fmt: skip
+    cfg = ProductsConfig(products={"personal_loan": product}, default_product="personal_loan", currency="")
+    inputs = dict(pd=0.05, grade_index=0, monthly_income=10_000.0, monthly_debt_payments=0.0, living_cost=850.0,
+                  requested_amount=1360.84, requested_term_months=116.0, product="personal_loan",
+                  limit_cap=np.nan)  # fmt: skip
+    arrays = {k: np.array([v], dtype=object if k == "product" else float) for k, v in inputs.items()}
+    arrays["grade_index"] = arrays["grade_index"].astype(int)
+    row = search_offers(OfferInputs(**arrays), cfg, pd_cutoff=0.25).iloc[0].to_dict()
+    assert (row["offer_term_months"], row["months_to_repay"]) == (116, 115)
+    s = statement({**row, "applicant_id": "A-1", "requested_amount": 1360.84, "requested_term_months": 116.0}, [], cfg)
+    assert s["offer"] == (
+        "We can offer 1,360.84 over 116 months at 59.6% APR: 114 monthly payments of 67.81 and a final payment of "
+        "55.99, 7,786.33 in total."
+    )
+    assert 114 * 67.81 + 55.99 == pytest.approx(7_786.33)

@@ -70,11 +70,12 @@ def _instalment_offer(row: Mapping, apr_text: str, cfg: ProductsConfig) -> tuple
     amount, term, fees = _stated(row, "offer_amount"), int(row["offer_term_months"]), _num(row.get("fees")) or 0.0
     sched = pricing.amortise(amount + fees, _stated(row, "interest_rate"), term)
     pay, last, total = sched.payment[0] / 100, sched.last_payment[0] / 100, sched.total_paid[0] / 100
+    months = int(sched.months[0])  # the term, or fewer where the cent rounding repays early (pricing.schedule)
     c = cfg.currency
     if last == pay:
-        payments = f"{term} monthly payments of {_cents(pay, c)}"
+        payments = f"{months} monthly payments of {_cents(pay, c)}"
     else:
-        payments = f"{term - 1} monthly payments of {_cents(pay, c)} and a final payment of {_cents(last, c)}"
+        payments = f"{months - 1} monthly payments of {_cents(pay, c)} and a final payment of {_cents(last, c)}"
     text = (
         f"We can offer {_money(amount, c)} over {term} months at {apr_text} APR: "
         f"{payments}, {_cents(total, c)} in total."
