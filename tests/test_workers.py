@@ -548,3 +548,17 @@ def test_without_unix_pipes_the_job_scores_in_its_own_process(monkeypatch):
     assert resolve_workers(0) == 1 and resolve_workers(3) == 1 and resolve_workers(1) == 1
     with pytest.raises(ConfigError, match="--workers"):
         resolve_workers(-1)
+
+
+def test_bin_counts_of_chosen_columns_with_edges_of_any_length():
+    """The compiled pass reads X's `columns` in place, each against its own number of edges; inf and NaN included."""
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(500, 4))
+    X[::7, 1], X[::11, 2], X[::13, 3] = np.inf, -np.inf, np.nan
+    edges = [_edges(rng.normal(size=200), bins) for bins in (3, 10, 1)]
+    columns = [3, 1, 2]
+    counts = bin_counts_columns(X, edges, columns)
+    for j, e in zip(columns, edges, strict=True):
+        assert counts.pop(0).tolist() == searchsorted_counts(X[:, j], e).tolist()
+    with pytest.raises(ValueError, match="3 columns"):
+        bin_counts_columns(X, edges[:2], columns)

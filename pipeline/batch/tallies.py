@@ -66,7 +66,7 @@ class Tally:
         if names:
             cols = [i for i, _ in names]
             edges = [np.asarray(scorer.reference[n]["edges"]) for _, n in names]
-            for (_, name), counts in zip(names, bin_counts_columns(X[:, cols], edges), strict=True):
+            for (_, name), counts in zip(names, bin_counts_columns(X, edges, cols), strict=True):
                 self._add_counts(name, counts)
         self.add_drift("__score__", scored["score"].to_numpy(dtype=float), scorer.reference["__score__"])
         self.add_values({key: scored[key].to_numpy(dtype=float) for key in self.values})
@@ -209,6 +209,16 @@ def _compact(ids: pa.Array) -> pa.Array:
     return ids
 
 
+def _hash_order(hashes: np.ndarray) -> np.ndarray:
+    """The stable sort order of `hashes`, from the SIMD quicksort when no two hashes are equal (then every sort
+    gives the same order): 2-3 ms per 100,000 hashes against 11 for numpy's stable sort (measured)."""
+    order = np.argsort(hashes)
+    ranked = hashes[order]
+    if len(ranked) > 1 and (ranked[1:] == ranked[:-1]).any():  # a collision (or a test forcing them)
+        return np.argsort(hashes, kind="stable")
+    return order
+
+
 class SeenIds:
     """Ids of the rows already scored, for the repeated-id check across chunks: never wrong.
 
@@ -242,7 +252,7 @@ class SeenIds:
             return found
         if ids.type != pa.string():
             ids = ids.cast(pa.string())
-        order = np.argsort(hashes, kind="stable")
+        order = _hash_order(hashes)
         needles = hashes[order]  # sorted needles: cache-friendly binary searches
         for run_hashes, run_pos in self._runs:
             lo = np.searchsorted(run_hashes, needles, side="left")
@@ -275,7 +285,7 @@ class SeenIds:
         """Remember `ids` (none of them seen before: pass what `repeated` left)."""
         if not len(ids):
             return
-        order = np.argsort(hashes, kind="stable")
+        order = _hash_order(hashes)
         dtype = np.uint32 if self.count + len(ids) <= POSITION_LIMIT else np.int64
         self._runs.append((hashes[order], (order + self.count).astype(dtype)))
         self._batches.append(_compact(ids))

@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from pipeline.decision.forest import _jit
+
 
 def _edges(reference: np.ndarray, bins: int) -> np.ndarray:
     ref = reference[~np.isnan(reference)]
@@ -33,30 +35,55 @@ def bin_counts(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
     return bin_counts_columns(np.asarray(values, dtype=float).reshape(-1, 1), [edges])[0]
 
 
-def bin_counts_columns(X: np.ndarray, edges: list) -> list[np.ndarray]:
-    """`bin_counts` of every column of X against its own edges: whole-column operations only.
+def bin_counts_columns(X: np.ndarray, edges: list, columns: list[int] | None = None) -> list[np.ndarray]:
+    """`bin_counts` of the `columns` of X (default: all, in order), each against its own edges.
 
-    For edges from -inf to +inf the bin of a value is the number of inner edges at or below it:
-    one comparison of the whole (contiguous) column per inner edge, missing values set apart, one
-    bincount. No per-value branches: searchsorted on unsorted values mispredicted its way to ~5 ms
-    per column of 100,000 rows; this takes ~1 ms (measured). Other edges fall back to searchsorted.
+    For edges from -inf to +inf the bin of a value is the number of inner edges at or below it, and
+    NaN goes to the missing bin: one compiled pass over X's rows, counting without a branch per edge
+    and without copying X (a 100,000-row chunk's drift tally, 29 features: 14-16 ms against 32 ms for a
+    column copy and whole-column comparisons, measured; searchsorted on unsorted values mispredicts its
+    way to ~5 ms a column). Other edges fall back to searchsorted, column by column.
     """
     X = np.asarray(X, dtype=float)
-    if X.ndim != 2 or X.shape[1] != len(edges):
-        raise ValueError(f"{X.shape} values for {len(edges)} edge lists")
-    columns = np.ascontiguousarray(X.T)  # one transposing copy; each column then reads contiguously
+    columns = list(range(X.shape[1] if X.ndim == 2 else 0)) if columns is None else list(columns)
+    if X.ndim != 2 or len(columns) != len(edges):
+        raise ValueError(f"{X.shape} values ({len(columns)} columns) for {len(edges)} edge lists")
+    edges = [np.asarray(e, dtype=float) for e in edges]
+    if edges and all(_standard(e) for e in edges):
+        sizes = np.array([len(e) - 2 for e in edges], dtype=np.int64)  # inner edges per column
+        inner = np.zeros((len(edges), int(sizes.max())))
+        for j, e in enumerate(edges):
+            inner[j, : sizes[j]] = e[1:-1]
+        counts = np.zeros((len(edges), inner.shape[1] + 2), dtype=np.int64)
+        _count_rows(np.ascontiguousarray(X), np.asarray(columns, dtype=np.int64), inner, sizes, counts)
+        return [_with_missing(counts[j], len(e)) for j, e in enumerate(edges)]
     out = []
-    for col, e in zip(columns, edges, strict=True):
-        e = np.asarray(e, dtype=float)
-        if _standard(e):
-            idx = np.zeros(len(col), dtype=np.uint8 if len(e) < 255 else np.int64)
-            for q in e[1:-1]:
-                np.add(idx, col >= q, out=idx, casting="unsafe")
-            idx[np.isnan(col)] = len(e) - 1
-        else:
-            idx = _bin_index_searchsorted(col, e)
+    for j, e in zip(columns, edges, strict=True):
+        idx = _bin_index_searchsorted(X[:, j], e)
         out.append(np.bincount(idx, minlength=len(e))[: len(e)].astype(np.int64))
     return out
+
+
+def _with_missing(counts: np.ndarray, n_edges: int) -> np.ndarray:
+    """A column's counts as `bin_counts` gives them: its n_edges - 1 bins, then the missing bin."""
+    return np.r_[counts[: n_edges - 1], counts[-1]].astype(np.int64)
+
+
+@_jit(nogil=True)
+def _count_rows(X, columns, inner, sizes, counts):  # pragma: no cover - compiled
+    """counts[j, b] += 1 for the bin b of X[i, columns[j]]: the number of its sizes[j] inner edges at or below
+    the value; NaN in the last column of counts."""
+    missing = counts.shape[1] - 1
+    for i in range(X.shape[0]):
+        for j in range(len(columns)):
+            v = X[i, columns[j]]
+            if v != v:
+                counts[j, missing] += 1
+                continue
+            b = 0
+            for k in range(sizes[j]):
+                b += v >= inner[j, k]
+            counts[j, b] += 1
 
 
 def _bin_index_searchsorted(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
