@@ -226,3 +226,17 @@ def test_top_k_exact_equals_a_stable_sort(rows, features, k, seed):
         ranked = sorted((i for i in range(features) if contrib[r, i] > 0), key=lambda i: (-contrib[r, i], i))[:k]
         want[r, : len(ranked)] = ranked
     np.testing.assert_array_equal(top_k_exact(contrib, k), want)
+
+
+@pytest.mark.parametrize("k", [1, 3, 4, 9])
+def test_top_k_exact_equals_a_sort_of_the_positive_values(k):
+    """Against a plain sort by (value descending, feature ascending) of each row's positive values: many ties,
+    NaN, zeros and negatives; rows longer than a parallel block."""
+    rng = np.random.default_rng(k)
+    contrib = rng.choice([-1.0, 0.0, 0.25, 0.5, 1.0, np.nan], size=(5000, 8)) * rng.choice([1.0, 1.0, 0.5], (5000, 1))
+    contrib[::3] = rng.normal(size=(len(contrib[::3]), 8))
+    want = np.full((len(contrib), k), -1)
+    for r, row in enumerate(contrib):
+        ranked = sorted((-v, i) for i, v in enumerate(row) if v > 0)[:k]
+        want[r, : len(ranked)] = [i for _, i in ranked]
+    np.testing.assert_array_equal(top_k_exact(contrib, k), want)

@@ -266,32 +266,39 @@ class _Paths:
         }
 
 
+_TOP_K_BLOCK = 4096  # rows per parallel task of `_top_k`: its scratch array is made once per block
+
+
 @_jit(parallel=True, nogil=True)
 def _top_k(contrib, k):  # pragma: no cover - numba
     """One pass per row keeping the k best (value, index) in order: a value enters only when strictly larger
-    than the one it passes, so ties go to the lower feature index. Only positive values are reasons (NaN never)."""
+    than the one it passes, so ties go to the lower feature index. Only positive values are reasons (NaN never).
+
+    The kept values start at 0.0, so one test, "above the k-th kept value", skips non-reasons and values out
+    of the top k alike: after the first few features it is nearly always false, which the branch predictor
+    learns (testing `v > 0` first, a coin toss, and a scratch array per row: 100,000 x 29 took 33 ms against
+    23, measured interleaved)."""
     n, f = contrib.shape
     out = np.full((n, k), -1, dtype=np.int64)
     if k == 0:
         return out
-    for r in prange(n):
+    for b in prange((n + _TOP_K_BLOCK - 1) // _TOP_K_BLOCK):
         best = np.empty(k)
-        held = 0
-        for i in range(f):
-            v = contrib[r, i]
-            if not v > 0.0:
-                continue
-            if held == k and not v > best[k - 1]:
-                continue
-            pos = held if held < k else k - 1
-            while pos > 0 and v > best[pos - 1]:
-                best[pos] = best[pos - 1]
-                out[r, pos] = out[r, pos - 1]
-                pos -= 1
-            best[pos] = v
-            out[r, pos] = i
-            if held < k:
-                held += 1
+        for r in range(b * _TOP_K_BLOCK, min(n, (b + 1) * _TOP_K_BLOCK)):
+            best[:] = 0.0
+            last = 0.0
+            for i in range(f):
+                v = contrib[r, i]
+                if not v > last:
+                    continue
+                pos = k - 1
+                while pos > 0 and v > best[pos - 1]:
+                    best[pos] = best[pos - 1]
+                    out[r, pos] = out[r, pos - 1]
+                    pos -= 1
+                best[pos] = v
+                out[r, pos] = i
+                last = best[k - 1]
     return out
 
 
