@@ -265,15 +265,13 @@ def _schedules(
     """APR, level payment, total repaid and months with a payment of each offered loan (NaN elsewhere).
 
     A loan is its amount, grade (so rate and fee) and term, and offers repeat a few amounts (the grid, common
-    requests) at a few grades and terms: each distinct loan is scheduled once."""
+    requests) at a few grades and terms: each distinct loan is scheduled and solved once, found here once."""
     loans = np.flatnonzero(offered)
     first, group = pricing.distinct_rows(amount[loans], grade[loans], term[loans])
     one = loans[first]
-    sched = pricing.amortise(principal[one], rate[one], term[one])
-    payment, last = sched.payment / 100, sched.last_payment / 100
-    apr = pricing.disclosed_apr(method, amount[one], payment, last, sched.months)
+    sched, apr = pricing.price_distinct(method, amount[one], principal[one], rate[one], term[one])
     out = []
-    for values in (apr, payment, sched.total_paid / 100, sched.months):
+    for values in (apr, sched.payment / 100, sched.total_paid / 100, sched.months):
         full = np.full(len(offered), np.nan)
         full[loans] = values[group]
         out.append(full)
