@@ -202,12 +202,20 @@ def _fit(amount: np.ndarray, room: np.ndarray, pay_of, step: float) -> np.ndarra
     return amount
 
 
-def _best_amount(r: _Rows, afford: np.ndarray, pay_of, step: float) -> np.ndarray:
-    """The request when it fits, else the largest grid amount within cap and affordability."""
-    exact = (r.cap == r.a_req) & (afford >= r.a_req)
-    amount = np.where(exact, r.a_req, _floor_step(np.minimum(afford, r.cap), step))
+def _best_amount(r: _Rows, afford: np.ndarray, pay_of, step: float, rows: np.ndarray | None = None) -> np.ndarray:
+    """The request when it fits, else the largest grid amount within cap and affordability (for `rows` of r:
+    afford and `pay_of` are theirs)."""
+    cap, a_req, room = (r.cap, r.a_req, r.pay_room) if rows is None else (r.cap[rows], r.a_req[rows], r.pay_room[rows])
+    exact = (cap == a_req) & (afford >= a_req)
+    amount = np.where(exact, a_req, _floor_step(np.minimum(afford, cap), step))
     amount = np.where(np.isfinite(amount), amount, 0.0)
-    return _fit(amount, r.pay_room, pay_of, step)
+    return _fit(amount, room, pay_of, step)
+
+
+def _most(r: _Rows, step: float) -> np.ndarray:
+    """An amount no term can beat: `_best_amount` gives the request (when it is the cap) or at most the cap
+    rounded down to the grid."""
+    return np.maximum(np.where(r.cap == r.a_req, r.a_req, -np.inf), _floor_step(r.cap, step))
 
 
 def _instalment(inp: OfferInputs, r: _Rows, product: Product, cfg: ProductsConfig) -> dict[str, np.ndarray]:
@@ -218,15 +226,20 @@ def _instalment(inp: OfferInputs, r: _Rows, product: Product, cfg: ProductsConfi
     fee_share = 1 + product.arrangement_fee_rate
     factors = _factors(product)
     amounts = np.full((len(terms), len(asked)), -np.inf)
+    most, searching = _most(r, product.amount_step), np.ones(len(asked), dtype=bool)
     for k, t in enumerate(terms):
-        factor = factors[inp.grade_index, k]
+        # Only the rows this term can serve, and only until a row reaches an amount no longer term can beat
+        # (a tie goes to the shorter term): most rows stop at the term asked for.
+        rows = np.flatnonzero(searching & (t >= t_req) & (~r.missing | (t == t_req)))
+        factor = factors[inp.grade_index[rows], k]
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            afford = (r.pay_room / factor - product.arrangement_fee) / fee_share
+            afford = (r.pay_room[rows] / factor - product.arrangement_fee) / fee_share
         amount = _best_amount(
-            r, afford, lambda a, rows, f=factor: _instalment_payment(a, f[rows], product), product.amount_step
+            r, afford, lambda a, at, f=factor: _instalment_payment(a, f[at], product), product.amount_step, rows
         )
-        usable = (t >= t_req) & (~r.missing | (t == t_req)) & (amount >= product.min_amount)
-        amounts[k] = np.where(usable, amount, -np.inf)
+        usable = amount >= product.min_amount
+        amounts[k, rows] = np.where(usable, amount, -np.inf)
+        searching[rows[usable & (amount >= most[rows])]] = False
     best = np.argmax(amounts, axis=0)  # first maximum: the shorter term wins a tie
     amount = amounts[best, np.arange(len(asked))]
     offered = r.pd_ok & np.isfinite(amount) & (r.income_known | np.isinf(r.pay_room))
