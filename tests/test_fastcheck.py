@@ -16,6 +16,7 @@ from datetime import datetime
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -606,3 +607,45 @@ def test_wide_valid_frame_is_not_fragmented(engine):
         result = validate_frame(df, contract, "wide", engine=engine)
         result.valid["extra"] = 1.0
     assert len(names) > 100 and result.rows_valid == 2 and result.valid._mgr.nblocks <= 5
+
+
+@pytest.mark.parametrize("dtype", [object, "str"])
+def test_byte_shortcuts_give_the_kernels_results(dtype):
+    """The whole-column byte checks (nothing to strip, no replacement character, no cell over the limit) only ever
+    skip a kernel that would have changed nothing: edge whitespace of any kind, blanks, long and multi-byte cells
+    come out as the reference text coercion gives them, also for a slice of a larger array."""
+    cells = ["a", " b", "c ", "\u00a0d", "e\u3000", "\x1cf", "", "  ", None, "caf\ufffd", "é" * 64, "é" * 65, "x y"]
+    for subset in (cells, cells[:3], ["plain", "text", None], ["é" * 40, "ok"], []):
+        raw = pd.Series(subset, dtype=dtype)
+        text = fastcheck._stripped(raw)
+        reference = validate_module._as_text(raw)
+        assert text is not None
+        got = text.to_pylist()
+        assert got == reference.astype(object).where(reference.notna(), None).tolist()
+        assert fastcheck._contains(text, "\ufffd").tolist() == [v is not None and "\ufffd" in v for v in got]
+        assert fastcheck._longer(text, 64).tolist() == [v is not None and len(v) > 64 for v in got]
+    sliced = pa.array(["  x  ", "\ufffd", "y", "é" * 70])[2:3]
+    assert fastcheck._contains(sliced, "\ufffd").tolist() == [False]
+    assert fastcheck._longer(sliced, 64).tolist() == [False]
+
+
+def test_number_checks_at_the_bounds_and_with_inf_and_nan():
+    """The reductions that settle a clean column agree with the cell-by-cell checks at the edges."""
+    df = frame_of(
+        applicant_id=list("abcdefg"),
+        age=[18.0, 110.0, np.nan, 17.999999, 110.5, np.inf, -0.0],
+        requested_amount=[np.nan, 5e-324, 1.0, np.nan, np.nan, 2.0**53, 1e308],
+        dependents=[0.0, 20.0, np.nan, 2.5, -np.inf, 2.0**53 + 2, -0.0],
+    )
+    result = assert_same(df)
+    assert rejects_of(result) == {
+        (4, "age", "range(18..110)"),
+        (4, "age", "integer"),
+        (4, "dependents", "integer"),
+        (5, "age", "range(18..110)"),
+        (5, "age", "integer"),
+        (5, "dependents", "finite"),  # -inf: finite only, not also range or integer
+        (6, "age", "finite"),
+        (6, "dependents", "range(0..20)"),  # 2**53 + 2: whole, out of range
+        (7, "age", "range(18..110)"),  # -0.0
+    }

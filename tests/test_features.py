@@ -488,3 +488,30 @@ def test_an_unseen_category_is_missing_in_the_features_and_the_matrix(recwarn):
     np.testing.assert_array_equal(matrix, to_matrix(table, ["housing"]))
     assert np.isnan(matrix[1:3, 0]).all() and matrix[0, 0] == CATS["housing"].index("own")
     assert not [w for w in recwarn if "categories" in str(w.message)]
+
+
+@pytest.mark.parametrize("dtype", [object, "str", "category"])
+def test_categorical_codes_equal_the_pandas_lookup(dtype, recwarn):
+    """`categorical` (one factorize, a lookup of the few distinct values) gives pandas' own codes: unseen, missing
+    and non-text cells are missing, whatever the column's dtype, and without the pandas 4 warning."""
+    from pipeline.features.functions import categorical
+
+    cells = ["own", "castle", None, "rent", "own", np.nan, "Own", "mortgage", "rent"]
+    values = pd.Series(cells, dtype=dtype)
+    known = CATS["housing"]
+    got = categorical(values, known)
+    cells_ = values.astype(object)
+    expected = pd.Categorical(cells_.where(cells_.isin(known)), categories=known)
+    assert got.dtype == expected.dtype and got.codes.dtype == expected.codes.dtype
+    np.testing.assert_array_equal(got.codes, expected.codes)
+    assert not [w for w in recwarn if "categories" in str(w.message)]
+
+
+def test_categorical_of_numbers_and_without_known_categories():
+    from pipeline.features.functions import categorical
+
+    mixed = pd.Series(["own", 3, 1.0, True, None], dtype=object)
+    np.testing.assert_array_equal(categorical(mixed, ["own", "rent"]).codes, [0, -1, -1, -1, -1])
+    np.testing.assert_array_equal(categorical(pd.Series([NAN, NAN]), ["own"]).codes, [-1, -1])
+    free = categorical(pd.Series(["b", "a", None]), None)
+    assert free.categories.tolist() == ["a", "b"] and free.codes.tolist() == [1, 0, -1]
