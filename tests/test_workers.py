@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from helpers import examples
@@ -32,7 +32,7 @@ from pipeline.batch.tallies import Tally, id_array, id_hashes
 from pipeline.batch.workers import RemoteTraceback, WorkerLost, resolve_workers
 from pipeline.decision.scorer import Scorer
 from pipeline.errors import ConfigError, DataContractError, RejectionBudgetExceeded
-from pipeline.evaluation.stability import _edges, bin_counts, bin_counts_columns, bin_shares
+from pipeline.evaluation.stability import _BLOCK, _edges, bin_counts, bin_counts_columns, bin_shares
 
 TIMING = {"seconds", "rows_per_second", "output", "rejects", "workers"}  # what may differ between runs
 OUTPUTS = ("out.parquet", "out.rejects.parquet", "out.summary.json")
@@ -562,3 +562,31 @@ def test_bin_counts_of_chosen_columns_with_edges_of_any_length():
         assert counts.pop(0).tolist() == searchsorted_counts(X[:, j], e).tolist()
     with pytest.raises(ValueError, match="3 columns"):
         bin_counts_columns(X, edges[:2], columns)
+
+
+@settings(max_examples=examples(100), deadline=None)
+@given(
+    st.integers(0, 2**32 - 1),
+    st.integers(0, 3 * _BLOCK),
+    st.lists(st.integers(0, 12), min_size=1, max_size=6),
+)
+@example(seed=1, rows=_BLOCK, inner=[0, 9, 3])  # whole blocks only, then one row past them
+@example(seed=2, rows=2 * _BLOCK + 1, inner=[9, 0])
+def test_bin_counts_with_many_nan_inf_and_edge_values_match_searchsorted(seed, rows, inner):
+    """Columns with their own number of inner edges (0: edges -inf, inf only), chosen in any order and
+    repeated, of values often NaN, +-inf, +-0 or exactly on an edge; blocks of rows whole and partial."""
+    rng = np.random.default_rng(seed)
+    edges = [np.r_[-np.inf, np.unique(rng.normal(size=k).round(1)), np.inf] for k in inner]
+    width = len(edges) + 2
+    X = rng.normal(size=(rows, width)).round(1)  # on an edge now and then
+    special = rng.random((rows, width)) < rng.random()
+    pool = np.concatenate([[np.nan, np.inf, -np.inf, 0.0, -0.0], *(e[1:-1] for e in edges)])
+    X[special] = rng.choice(pool, size=int(special.sum()))
+    if rng.random() < 0.5:
+        X = np.asfortranarray(X)
+    columns = rng.integers(0, width, size=len(edges)).tolist()
+    counts = bin_counts_columns(X, edges, columns)
+    assert len(counts) == len(edges)
+    for j, e, c in zip(columns, edges, counts, strict=True):
+        assert c.dtype == np.int64 and len(c) == len(e)
+        assert c.tolist() == searchsorted_counts(X[:, j], e).tolist()

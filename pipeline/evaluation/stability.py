@@ -24,7 +24,7 @@ def _edges(reference: np.ndarray, bins: int) -> np.ndarray:
 
 def _standard(edges: np.ndarray) -> bool:
     """Edges from -inf to +inf, strictly increasing: what `_edges` makes and the artifacts keep."""
-    return len(edges) >= 2 and edges[0] == -np.inf and edges[-1] == np.inf and bool(np.all(np.diff(edges) > 0))
+    return len(edges) >= 2 and edges[0] == -np.inf and edges[-1] == np.inf and bool((edges[1:] > edges[:-1]).all())
 
 
 def bin_counts(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
@@ -39,10 +39,15 @@ def bin_counts_columns(X: np.ndarray, edges: list, columns: list[int] | None = N
     """`bin_counts` of the `columns` of X (default: all, in order), each against its own edges.
 
     For edges from -inf to +inf the bin of a value is the number of inner edges at or below it, and
-    NaN goes to the missing bin: one compiled pass over X's rows, counting without a branch per edge
-    and without copying X (a 100,000-row chunk's drift tally, 29 features: 14-16 ms against 32 ms for a
-    column copy and whole-column comparisons, measured; searchsorted on unsorted values mispredicts its
-    way to ~5 ms a column). Other edges fall back to searchsorted, column by column.
+    NaN goes to the missing bin. One compiled pass over X, copied a block of rows at a time, counts per
+    column the values at or above each inner edge and the values that are not NaN; the bin counts are
+    the differences of those counts. Counting is a branch-free sum over a block of a column's values, which
+    vectorizes, with no per-value bin and no histogram increments. A 100,000-row chunk's drift tally,
+    29 features of 3-11 edges, CPU time over 41 interleaved repeats on a shared 2-core machine: min
+    4.4-5.8 ms, median 5.5-7.2 ms (four runs), against min 10.0-11.0 ms, median 11.5-19 ms for the
+    earlier loop (a bin per value, then a histogram increment) and 32 ms for a column copy and
+    whole-column comparisons; searchsorted on unsorted values mispredicts its way to ~5 ms a column.
+    Other edges fall back to searchsorted, column by column.
     """
     X = np.asarray(X, dtype=float)
     columns = list(range(X.shape[1] if X.ndim == 2 else 0)) if columns is None else list(columns)
@@ -55,8 +60,8 @@ def bin_counts_columns(X: np.ndarray, edges: list, columns: list[int] | None = N
         for j, e in enumerate(edges):
             inner[j, : sizes[j]] = e[1:-1]
         counts = np.zeros((len(edges), inner.shape[1] + 2), dtype=np.int64)
-        _count_rows(np.ascontiguousarray(X), np.asarray(columns, dtype=np.int64), inner, sizes, counts)
-        return [_with_missing(counts[j], len(e)) for j, e in enumerate(edges)]
+        _count_columns(np.ascontiguousarray(X), np.asarray(columns, dtype=np.int64), inner, sizes, counts)
+        return [counts[j, : len(e)].copy() for j, e in enumerate(edges)]
     out = []
     for j, e in zip(columns, edges, strict=True):
         idx = _bin_index_searchsorted(X[:, j], e)
@@ -64,26 +69,46 @@ def bin_counts_columns(X: np.ndarray, edges: list, columns: list[int] | None = N
     return out
 
 
-def _with_missing(counts: np.ndarray, n_edges: int) -> np.ndarray:
-    """A column's counts as `bin_counts` gives them: its n_edges - 1 bins, then the missing bin."""
-    return np.r_[counts[: n_edges - 1], counts[-1]].astype(np.int64)
+_BLOCK = 256  # rows copied at a time, column by column: 29 columns' blocks stay in L1/L2
+_PAD = 8  # a block of columns is _BLOCK + _PAD values apart, so the columns do not alias in the cache
 
 
 @_jit(nogil=True)
-def _count_rows(X, columns, inner, sizes, counts):  # pragma: no cover - compiled
-    """counts[j, b] += 1 for the bin b of X[i, columns[j]]: the number of its sizes[j] inner edges at or below
-    the value; NaN in the last column of counts."""
-    missing = counts.shape[1] - 1
-    for i in range(X.shape[0]):
-        for j in range(len(columns)):
-            v = X[i, columns[j]]
-            if v != v:
-                counts[j, missing] += 1
-                continue
-            b = 0
+def _count_columns(X, columns, inner, sizes, counts):  # pragma: no cover - compiled
+    """counts[j, :sizes[j] + 2] = the values of X[:, columns[j]] in each bin, then the NaNs.
+
+    The bin of a value is the number of its column's sizes[j] inner edges (inner[j, :sizes[j]], increasing
+    and finite) at or below it. Per block of rows the columns are copied contiguous, and for each column the
+    non-NaN values and the values at or above each inner edge are summed (NaN compares false): bin b holds
+    the values at or above edge b - 1 but not edge b."""
+    n, m = X.shape[0], len(columns)
+    block = np.empty((m, _BLOCK + _PAD))
+    present = np.zeros(m, dtype=np.int64)
+    above = np.zeros(inner.shape, dtype=np.int64)
+    for start in range(0, n, _BLOCK):
+        rows = min(_BLOCK, n - start)
+        for i in range(rows):
+            for j in range(m):
+                block[j, i] = X[start + i, columns[j]]
+        for j in range(m):
+            values = block[j, :rows]
+            s = 0
+            for i in range(rows):
+                s += values[i] == values[i]
+            present[j] += s
             for k in range(sizes[j]):
-                b += v >= inner[j, k]
-            counts[j, b] += 1
+                edge = inner[j, k]
+                s = 0
+                for i in range(rows):
+                    s += values[i] >= edge
+                above[j, k] += s
+    for j in range(m):
+        below = present[j]  # values at or above the edge before bin b (-inf for bin 0)
+        for b in range(sizes[j]):
+            counts[j, b] = below - above[j, b]
+            below = above[j, b]
+        counts[j, sizes[j]] = below
+        counts[j, sizes[j] + 1] = n - present[j]
 
 
 def _bin_index_searchsorted(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
