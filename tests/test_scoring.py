@@ -244,3 +244,27 @@ def test_csv_stream_without_final_newline_and_gzip_loses_no_row(tmp_path):
         assert len(blocks) > 10 and len(frame) == 2500, path
         assert frame["applicant_id"].tolist() == [f"A{i}" for i in range(2500)]
         assert frame["age"].iloc[-1] == str(20 + 2499 % 50)
+
+
+def test_scores_table_is_the_table_of_the_frame():
+    """The batch job's table, made from the score columns without a frame, equals pandas' own conversion of the
+    frame: types, NaN as null, pandas' metadata; a chunk whose inferred types differ goes the frame's way."""
+    import pyarrow as pa
+
+    from pipeline.batch.chunks import scores_table
+
+    def columns(ids, amounts):
+        return {
+            "row_number": np.arange(1, len(ids) + 1),
+            "applicant_id": pd.array(np.array(ids, dtype=object), dtype=object),
+            "offer_amount": pd.array(np.asarray(amounts, dtype=float)),
+            "grade": pd.array(["A", "B", None][: len(ids)], dtype="str"),
+        }
+
+    for cols in (columns(["a", "b", "c"], [1.0, np.nan, 3.0]), columns(["x", "y", "z"], [np.nan] * 3)):
+        want = pa.Table.from_pandas(pd.DataFrame(cols), preserve_index=False)
+        got = scores_table(cols)
+        assert got.equals(want, check_metadata=True)
+        assert got["offer_amount"].null_count == want["offer_amount"].null_count
+    odd = columns([1, 2, 3], [1.0, 2.0, 3.0])  # ids that are not text: another type than the cached schema's
+    assert scores_table(odd).equals(pa.Table.from_pandas(pd.DataFrame(odd), preserve_index=False), check_metadata=True)

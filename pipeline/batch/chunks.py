@@ -11,6 +11,7 @@ import pickle
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -51,6 +52,28 @@ def scores_writer(path: Path, schema: pa.Schema) -> pq.ParquetWriter:
         use_dictionary=[name for name in schema.names if name not in DISTINCT_PER_ROW],
         write_statistics=[name for name in schema.names if name not in text],
     )
+
+
+_PANDAS_SCHEMAS: dict[tuple, pa.Schema] = {}  # by column names and dtypes: the schema with pandas' metadata
+
+
+def scores_table(columns: dict[str, Any]) -> pa.Table:
+    """`pa.Table.from_pandas(pd.DataFrame(columns), preserve_index=False)` without the frame in between (a frame
+    copies the numbers into one block, which Arrow splits again: 29 against ~15 ms per 100,000 scored rows).
+
+    pandas' metadata depends on the names and dtypes only (object columns: on their values' kind; the one
+    object column here holds the validated ids, text), so the schema is made once per dtypes from a one-row
+    frame; the frame path decides wherever the inferred types differ from it.
+    """
+    key = tuple((name, str(getattr(values, "dtype", type(values)))) for name, values in columns.items())
+    arrays = [pa.array(values, from_pandas=True) for values in columns.values()]
+    schema = _PANDAS_SCHEMAS.get(key)
+    if schema is None:
+        head = pd.DataFrame({name: values[:1] for name, values in columns.items()})
+        schema = _PANDAS_SCHEMAS.setdefault(key, pa.Schema.from_pandas(head, preserve_index=False))
+    if [a.type for a in arrays] != schema.types:
+        return pa.Table.from_pandas(pd.DataFrame(columns), preserve_index=False)
+    return pa.Table.from_arrays(arrays, schema=schema)
 
 
 def _rejects_table(rejects: pd.DataFrame) -> pa.Table:
@@ -172,11 +195,10 @@ def score_prepared(scorer: Scorer, prepared: Prepared) -> ChunkResult:
     tally.seconds["validate"] = prepared.seconds
     scores = rejects = None
     if X is not None:
-        scored = scorer.score_valid(checked.valid, X)
-        scored.insert(0, "row_number", checked.valid["row_number"].to_numpy())
+        scored = {"row_number": checked.valid["row_number"].to_numpy(), **scorer.score_columns(checked.valid, X)}
         tally.add_scored(scored, X, scorer)
-        tally.rows_scored = len(scored)
-        scores = pa.Table.from_pandas(scored, preserve_index=False)
+        tally.rows_scored = len(X)
+        scores = scores_table(scored)
     if len(checked.rejects):
         rejects = _rejects_table(checked.rejects)
         tally.add_rejected(checked)

@@ -8,8 +8,10 @@ in input order by the one process that writes the output, so they do not depend 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -60,7 +62,7 @@ class Tally:
     def add_drift(self, name: str, values: np.ndarray, reference: dict) -> None:
         self._add_counts(name, bin_counts(values, np.asarray(reference["edges"])))
 
-    def add_scored(self, scored: pd.DataFrame, X: np.ndarray, scorer: Scorer) -> None:
+    def add_scored(self, scored: pd.DataFrame | Mapping[str, Any], X: np.ndarray, scorer: Scorer) -> None:
         """Drift bins of every feature (one pass over X) and of the score, approvals, and value samples if kept."""
         names = [(i, n) for i, n in enumerate(scorer.feature_names) if n in scorer.reference]
         if names:
@@ -68,9 +70,9 @@ class Tally:
             edges = [np.asarray(scorer.reference[n]["edges"]) for _, n in names]
             for (_, name), counts in zip(names, bin_counts_columns(X, edges, cols), strict=True):
                 self._add_counts(name, counts)
-        self.add_drift("__score__", scored["score"].to_numpy(dtype=float), scorer.reference["__score__"])
-        self.add_values({key: scored[key].to_numpy(dtype=float) for key in self.values})
-        self.approved += int((scored["decision"] == "approve").sum())
+        self.add_drift("__score__", np.asarray(scored["score"], dtype=float), scorer.reference["__score__"])
+        self.add_values({key: np.asarray(scored[key], dtype=float) for key in self.values})
+        self.approved += int(np.count_nonzero(np.asarray(scored["decision"] == "approve", dtype=bool)))
 
     def add_values(self, columns: dict[str, np.ndarray]) -> None:
         """Feed the value samples; in input order, so the sample is the same however the chunks were scored."""

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -203,6 +204,12 @@ class Scorer:
 
     def score_valid(self, valid: pd.DataFrame, X: np.ndarray | None = None) -> pd.DataFrame:
         """Scores for rows that passed validation, in their order."""
+        return pd.DataFrame(self.score_columns(valid, X))
+
+    def score_columns(self, valid: pd.DataFrame, X: np.ndarray | None = None) -> dict[str, Any]:
+        """`score_valid`'s columns, by name in output order (numpy arrays and pandas text arrays), before any frame:
+        the batch job makes its Arrow table from them directly (a frame would copy the numbers into one block
+        and Arrow would split them again)."""
         with one_blas_thread():
             X = self.matrix(valid) if X is None else X
             pd_, contrib = self._pd(X)
@@ -231,7 +238,7 @@ class Scorer:
             columns["decision_reasons"] = decisions["decision_reasons"].array
             columns["model_name"] = repeated_text(self.meta.get("model_name", ""), n)
             columns["model_version"] = repeated_text(str(self.meta.get("model_version", "")), n)
-            return pd.DataFrame(columns)
+            return columns
 
     def _pd(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """Calibrated PD, and path attribution from the same walk of the trees when some row will use it."""
