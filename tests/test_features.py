@@ -20,6 +20,7 @@ from pipeline.features import (
     categories,
     compute_features,
     dictionary_markdown,
+    feature_columns,
     feature_dictionary,
     feature_schema,
     monthly_instalment,
@@ -298,6 +299,31 @@ def test_input_frame_is_not_modified():
     table = compute(frame)
     pd.testing.assert_frame_equal(frame, before)
     assert np.isnan(table.loc[10, "age"])  # a non-finite passthrough becomes missing
+
+
+def test_feature_columns_are_fresh_arrays_not_views_of_the_input_or_of_each_other():
+    """Features share memoised columns and history matrices while computed; what they return may not."""
+    columns = feature_columns(FRAME, DICTIONARY, CFG, CATS)
+    arrays = {name: col for name, col in columns.items() if isinstance(col, np.ndarray)}
+    inputs = [FRAME[c].to_numpy() for c in FRAME.columns if FRAME[c].dtype == float]
+    for name, col in arrays.items():
+        assert col.dtype == np.float64 and col.flags.writeable, name
+        assert not any(np.shares_memory(col, x) for x in inputs), name
+        assert not any(np.shares_memory(col, other) for o, other in arrays.items() if o != name), name
+
+
+@pytest.mark.parametrize("months", [3, 8, 9, 12])
+def test_late_months_match_a_plain_reduction_for_any_history_length(months):
+    """Up to 8 months the late months are read from one byte per row, beyond that from the matrix: same values."""
+    rng = np.random.default_rng(months)
+    status = rng.choice([-2.0, -1.0, 0.0, 1.0, 2.0, NAN], size=(300, months))
+    status[:5] = NAN  # whole history missing
+    frame = pd.DataFrame({f"repayment_status_m{m + 1}": status[:, m] for m in range(months)})
+    got = compute(frame, ["months_delinquent", "months_since_delinquent"])
+    late, gone = status >= 1, np.isnan(status).all(axis=1)
+    since = np.where(late.any(axis=1), late.argmax(axis=1), months)
+    np.testing.assert_array_equal(got["months_delinquent"], np.where(gone, NAN, late.sum(axis=1)))
+    np.testing.assert_array_equal(got["months_since_delinquent"], np.where(gone, NAN, since))
 
 
 # ---------------------------------------------------------------- skipped features

@@ -19,7 +19,8 @@ import pandera.pandas as pa
 
 from pipeline.config import FeatureConfig
 
-Compute = Callable[[pd.DataFrame, FeatureConfig], pd.Series]
+# A feature function returns a fresh float64 array, a Series or a scalar; None when its inputs are absent.
+Compute = Callable[[pd.DataFrame, FeatureConfig], "pd.Series | np.ndarray | float | None"]
 
 
 @dataclass(frozen=True)
@@ -50,12 +51,20 @@ def safe_ratio(num: pd.Series, den: pd.Series, cap: float) -> pd.Series:
     den <= 0 (no income, no limit; negative is out of contract) -> `cap` if num > 0 else 0;
     NaN if either input is missing.
     """
-    n = np.asarray(num, dtype=float)
-    d = np.asarray(den, dtype=float)
+    return pd.Series(_ratio(np.asarray(num, dtype=float), np.asarray(den, dtype=float), cap), index=num.index)
+
+
+def _ratio(n: np.ndarray, d: np.ndarray, cap: float) -> np.ndarray:
+    """`safe_ratio` on arrays, into one fresh array: the same values as nested `np.where`s, without their copies."""
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        out = np.where(d > 0, n / d, np.where(n > 0, cap, 0.0))
-    out = np.where(np.isnan(n) | np.isnan(d), np.nan, out)
-    return pd.Series(np.clip(out, -cap, cap), index=num.index)
+        out = np.divide(n, d)
+    low = ~(d > 0)
+    if low.any():
+        out[low] = np.where(n[low] > 0, cap, 0.0)
+    missing = np.isnan(n) | np.isnan(d)
+    if missing.any():
+        out[missing] = np.nan
+    return np.clip(out, -cap, cap, out=out)
 
 
 def monthly_instalment(amount: pd.Series, term: pd.Series, apr: float) -> pd.Series:
@@ -76,8 +85,8 @@ def history_months(df: pd.DataFrame, prefix: str) -> list[str]:
     return cols
 
 
-# Within one compute_features call the history matrices and payment ratios are shared by
-# several features; memoising them there (and only there) reads a 1M-row history once.
+# Within one compute_features call the columns, history matrices and payment ratios are shared
+# by several features; memoising them there (and only there) reads a 1M-row history once.
 _MEMO: ContextVar[dict | None] = ContextVar("feature_memo", default=None)
 
 
@@ -93,7 +102,39 @@ def _memo(key: tuple, make: Callable[[], np.ndarray]) -> np.ndarray:
 
 
 def _matrix(df: pd.DataFrame, prefix: str) -> np.ndarray:
-    return _memo((id(df), prefix), lambda: df[history_months(df, prefix)].to_numpy(dtype=float))
+    return _memo((id(df), "matrix", prefix), lambda: df[history_months(df, prefix)].to_numpy(dtype=float))
+
+
+def _gaps(df: pd.DataFrame, prefix: str) -> np.ndarray:
+    """Which history cells are missing; shared, so the reductions' no-gap shortcut costs one pass per matrix."""
+    return _memo((id(df), "gaps", prefix), lambda: np.isnan(_matrix(df, prefix)))
+
+
+def _column(df: pd.DataFrame, name: str) -> np.ndarray:
+    """A column as float64 (read-only; a view when already float64): no Series arithmetic, alignment or copies."""
+    return _memo((id(df), "column", name), lambda: _float(df[name]))
+
+
+def _float(values: pd.Series) -> np.ndarray:
+    """float64 columns as they are; others converted as `astype(float)` did."""
+    return values.to_numpy() if values.dtype == np.float64 else values.astype(float).to_numpy()
+
+
+def _floored(df: pd.DataFrame, name: str) -> np.ndarray:
+    """`_column` floored at 0, shared: the amounts and delinquency counts are floored for several features."""
+    return _memo((id(df), "floored", name), lambda: _floor(_column(df, name), 0.0))
+
+
+def _floor(x: np.ndarray, lo: float) -> np.ndarray:
+    """`Series.clip(lower=lo)` on an array (NaN and -0.0 kept); `x` itself, not a copy, when nothing is below."""
+    below = x < lo
+    return np.where(below, lo, x) if below.any() else x
+
+
+def _ceil(x: np.ndarray, hi: float) -> np.ndarray:
+    """`Series.clip(upper=hi)` on an array; `x` itself when nothing is above."""
+    above = x > hi
+    return np.where(above, hi, x) if above.any() else x
 
 
 def payment_ratios(df: pd.DataFrame) -> np.ndarray:
@@ -102,20 +143,30 @@ def payment_ratios(df: pd.DataFrame) -> np.ndarray:
 
 
 def _payment_ratios(df: pd.DataFrame) -> np.ndarray:
+    """Written into the quotient's own array (same layout, same values as `np.where`s on copies)."""
     pay = _matrix(df, "payment_amount")
     stmt = _matrix(df, "statement_balance")
     k = min(pay.shape[1], stmt.shape[1])
     pay, stmt = pay[:, :k], stmt[:, :k]
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        ratio = np.where(stmt > 0, pay / stmt, 1.0)
-    ratio = np.where(np.isnan(pay) | np.isnan(stmt), np.nan, ratio)
-    return np.clip(ratio, 0.0, 1.0)
+        ratio = np.divide(pay, stmt)
+    np.copyto(ratio, 1.0, where=~(stmt > 0))
+    missing = _gaps(df, "payment_amount")[:, :k] | _gaps(df, "statement_balance")[:, :k]
+    if missing.any():
+        ratio[missing] = np.nan
+    return np.clip(ratio, 0.0, 1.0, out=ratio)
 
 
-def _row_mean(m: np.ndarray) -> np.ndarray:
-    """Mean of the non-missing values per row; NaN when a row has none (no warnings, no copies of rows)."""
-    ok = ~np.isnan(m)
+def _row_mean(m: np.ndarray, gaps: np.ndarray | None = None) -> np.ndarray:
+    """Mean of the non-missing values per row; NaN when a row has none (no warnings, no copies of rows).
+
+    `gaps` is `np.isnan(m)` when the caller has it; a matrix without gaps is summed as it is.
+    """
+    gaps = np.isnan(m) if gaps is None else gaps
     with np.errstate(divide="ignore", invalid="ignore"):
+        if not gaps.any():
+            return m.sum(axis=1) / m.shape[1]
+        ok = ~gaps
         return np.where(ok, m, 0.0).sum(axis=1) / ok.sum(axis=1)
 
 
@@ -128,8 +179,51 @@ def _row_min(m: np.ndarray) -> np.ndarray:
     return np.fmin.reduce(m, axis=1) if m.shape[1] else np.full(m.shape[0], np.nan)
 
 
-def _all_missing(m: np.ndarray) -> np.ndarray:
-    return np.isnan(m).all(axis=1)
+def _all_missing(df: pd.DataFrame, prefix: str) -> np.ndarray | None:
+    """Rows whose whole history is missing; None when no cell is, so callers skip the masking."""
+    gaps = _gaps(df, prefix)
+    if not gaps.any():
+        return None
+    return _memo((id(df), "all_missing", prefix), lambda: np.asarray(gaps.all(axis=1)))
+
+
+def _late(df: pd.DataFrame) -> np.ndarray:
+    return _memo((id(df), "late"), lambda: _matrix(df, "repayment_status") >= 1)
+
+
+def _late_bits(df: pd.DataFrame) -> np.ndarray | None:
+    """Each row's late months as one byte (month j -> bit j), for up to 8 months; None for longer histories.
+
+    Counting late months and finding the latest one are then one table lookup per row
+    instead of a reduction over a boolean matrix (the same integers, so the same floats).
+    """
+    late = _late(df)
+    if late.shape[1] > 8:
+        return None
+
+    def bits() -> np.ndarray:
+        code = np.zeros(late.shape[0], dtype=np.uint8)
+        for j in range(late.shape[1]):
+            code |= late[:, j].view(np.uint8) << j
+        return code
+
+    return _memo((id(df), "late_bits"), bits)
+
+
+_BYTES = range(256)
+_LATE_COUNT = np.array([c.bit_count() for c in _BYTES], dtype=float)
+
+
+def _first_late(k: int) -> np.ndarray:
+    """Lowest set bit of each byte (the latest late month), k for none."""
+    return np.array([(c & -c).bit_length() - 1 if c else k for c in _BYTES], dtype=float)
+
+
+def _missing_where(rows: np.ndarray | None, out: np.ndarray) -> np.ndarray:
+    """`out` (a fresh array) with NaN on `rows`."""
+    if rows is not None:
+        out[rows] = np.nan
+    return out
 
 
 def slope(m: np.ndarray) -> np.ndarray:
@@ -166,135 +260,169 @@ def _masked_slope(m: np.ndarray, t: np.ndarray) -> np.ndarray:
     return np.where(n >= 2, out, np.nan)
 
 
-def _series(values: np.ndarray, df: pd.DataFrame) -> pd.Series:
-    return pd.Series(values, index=df.index, dtype=float)
-
-
-def _col(df: pd.DataFrame, name: str) -> pd.Series:
-    return df[name].astype(float)
-
-
 # ---------------------------------------------------------------- feature functions
+# Each returns a fresh float64 array (or a Series): numpy on the memoised columns, with the
+# float operations, their order and the NaN handling of the Series formulas they replace.
 
 
-def debt_to_income(df, cfg):
-    return safe_ratio(_col(df, "monthly_debt_payments").clip(lower=0), _col(df, "monthly_income"), cfg.ratio_cap)
+def _quiet() -> np.errstate:
+    """Arithmetic as quiet as the Series arithmetic it replaces (pandas ignores float errors: inf - inf is NaN)."""
+    return np.errstate(all="ignore")
 
 
-def living_cost(df, cfg):
+def debt_to_income(df: pd.DataFrame, cfg: FeatureConfig) -> np.ndarray:
+    return _ratio(_floored(df, "monthly_debt_payments"), _column(df, "monthly_income"), cfg.ratio_cap)
+
+
+def living_cost(df: pd.DataFrame, cfg: FeatureConfig) -> np.ndarray | float:
     """Living-cost allowance: base + per dependent; unknown dependents count as none."""
-    dependents = _col(df, "dependents").fillna(0).clip(lower=0) if "dependents" in df else 0.0
-    return cfg.living_cost_base + cfg.living_cost_per_dependent * dependents
+    if "dependents" not in df:
+        return cfg.living_cost_base + cfg.living_cost_per_dependent * 0.0
+    dependents = _column(df, "dependents")
+    unknown = np.isnan(dependents)
+    dependents = _floor(np.where(unknown, 0.0, dependents) if unknown.any() else dependents, 0.0)
+    with _quiet():
+        return cfg.living_cost_base + cfg.living_cost_per_dependent * dependents
 
 
-def residual_income(df, cfg):
-    return _col(df, "monthly_income") - _col(df, "monthly_debt_payments") - living_cost(df, cfg)
+def residual_income(df: pd.DataFrame, cfg: FeatureConfig) -> np.ndarray:
+    living = living_cost(df, cfg)
+    with _quiet():
+        return _column(df, "monthly_income") - _column(df, "monthly_debt_payments") - living
 
 
-def requested_instalment(df, cfg):
+def requested_instalment(df: pd.DataFrame, cfg: FeatureConfig) -> np.ndarray:
     """Monthly repayment of the requested credit: annuity for instalment credit, minimum payment for revolving."""
-    amount = _col(df, "requested_amount").clip(lower=0)
+    amount = _floored(df, "requested_amount")
     if cfg.credit_type == "revolving":
-        return amount * cfg.min_payment_rate
+        with _quiet():
+            return amount * cfg.min_payment_rate
+    term: np.ndarray | float
     if "requested_term_months" in df:
-        term = _col(df, "requested_term_months").fillna(cfg.default_term_months).clip(lower=1)
+        term = _column(df, "requested_term_months")
+        unknown = np.isnan(term)
+        term = _floor(np.where(unknown, float(cfg.default_term_months), term) if unknown.any() else term, 1.0)
     else:
         term = float(cfg.default_term_months)
-    return monthly_instalment(amount, term, cfg.apr)
+    with _quiet():
+        return monthly_instalment(amount, term, cfg.apr)  # arrays: the same formula
 
 
-def payment_to_income(df, cfg):
-    return safe_ratio(requested_instalment(df, cfg), _col(df, "monthly_income"), cfg.ratio_cap)
+def payment_to_income(df: pd.DataFrame, cfg: FeatureConfig) -> np.ndarray:
+    return _ratio(requested_instalment(df, cfg), _column(df, "monthly_income"), cfg.ratio_cap)
 
 
-def requested_to_income(df, cfg):
-    return safe_ratio(_col(df, "requested_amount").clip(lower=0), 12 * _col(df, "monthly_income"), cfg.ratio_cap)
+def requested_to_income(df: pd.DataFrame, cfg: FeatureConfig) -> np.ndarray:
+    with _quiet():
+        annual = 12 * _column(df, "monthly_income")
+    return _ratio(_floored(df, "requested_amount"), annual, cfg.ratio_cap)
 
 
-def utilization(df, cfg):
+def utilization(df: pd.DataFrame, cfg: FeatureConfig) -> np.ndarray | None:
     """Balance / limit, from the best columns present; credit (negative) balances count as 0."""
     cap = cfg.utilization_cap
-    direct = _col(df, "revolving_utilization").clip(0, cap) if "revolving_utilization" in df else None
+    direct = None
+    if "revolving_utilization" in df:
+        direct = np.array(_ceil(_floor(_column(df, "revolving_utilization"), 0.0), cap))  # fresh: may be returned
     balance = None
     if "revolving_balance" in df:
-        balance = _col(df, "revolving_balance")
+        balance = "revolving_balance"
     elif "statement_balance_m1" in df:
-        balance = _col(df, "statement_balance_m1")
+        balance = "statement_balance_m1"
     if balance is not None and "revolving_limit" in df:
-        ratio = safe_ratio(balance.clip(lower=0), _col(df, "revolving_limit"), cap).clip(0, cap)
-        return ratio.fillna(direct) if direct is not None else ratio
+        # _ratio already caps at `cap`, so of Series.clip(0, cap) only the floor can change a value
+        ratio = _floor(_ratio(_floored(df, balance), _column(df, "revolving_limit"), cap), 0.0)
+        if direct is not None:
+            missing = np.isnan(ratio)
+            if missing.any():
+                ratio = np.where(missing, direct, ratio)
+        return ratio
     return direct
 
 
-def statement_utilization_mean(df, cfg):
-    stmt = _row_mean(np.clip(_matrix(df, "statement_balance"), 0, None))
-    return safe_ratio(_series(stmt, df), _col(df, "revolving_limit"), cfg.utilization_cap).clip(0, cfg.utilization_cap)
+def statement_utilization_mean(df: pd.DataFrame, cfg: FeatureConfig) -> np.ndarray:
+    cap = cfg.utilization_cap
+    stmt = _row_mean(np.clip(_matrix(df, "statement_balance"), 0, None), _gaps(df, "statement_balance"))
+    return _floor(_ratio(stmt, _column(df, "revolving_limit"), cap), 0.0)  # capped by _ratio already
 
 
-def payment_ratio_latest(df, cfg):
-    return _series(payment_ratios(df)[:, 0], df)
+def payment_ratio_latest(df: pd.DataFrame, cfg: FeatureConfig) -> np.ndarray:
+    return np.array(payment_ratios(df)[:, 0])
 
 
-def payment_ratio_mean(df, cfg):
-    return _series(_row_mean(payment_ratios(df)), df)
+def payment_ratio_mean(df: pd.DataFrame, cfg: FeatureConfig) -> np.ndarray:
+    return _row_mean(payment_ratios(df))
 
 
-def payment_ratio_min(df, cfg):
-    return _series(_row_min(payment_ratios(df)), df)
+def payment_ratio_min(df: pd.DataFrame, cfg: FeatureConfig) -> np.ndarray:
+    return _row_min(payment_ratios(df))
 
 
-def months_delinquent(df, cfg):
-    status = _matrix(df, "repayment_status")
-    count = (status >= 1).sum(axis=1).astype(float)
-    return _series(np.where(_all_missing(status), np.nan, count), df)
+def months_delinquent(df: pd.DataFrame, cfg: FeatureConfig) -> np.ndarray:
+    bits = _late_bits(df)
+    count = _LATE_COUNT[bits] if bits is not None else _late(df).sum(axis=1).astype(float)
+    return _missing_where(_all_missing(df, "repayment_status"), count)
 
 
-def worst_status(df, cfg):
-    return _series(_row_max(_matrix(df, "repayment_status")), df)
+def worst_status(df: pd.DataFrame, cfg: FeatureConfig) -> np.ndarray:
+    return _row_max(_matrix(df, "repayment_status"))
 
 
-def latest_status(df, cfg):
-    return _col(df, "repayment_status_m1")
+def latest_status(df: pd.DataFrame, cfg: FeatureConfig) -> np.ndarray:
+    return np.array(_column(df, "repayment_status_m1"))
 
 
-def months_since_delinquent(df, cfg):
+def months_since_delinquent(df: pd.DataFrame, cfg: FeatureConfig) -> np.ndarray:
     """Months between the latest month and the latest past-due month (m1 late -> 0); k when none of k was late."""
-    status = _matrix(df, "repayment_status")
-    late = status >= 1
-    first = np.argmax(late, axis=1).astype(float)
-    out = np.where(late.any(axis=1), first, float(status.shape[1]))
-    return _series(np.where(_all_missing(status), np.nan, out), df)
+    late = _late(df)
+    k = late.shape[1]
+    bits = _late_bits(df)
+    if bits is not None:
+        out = _first_late(k)[bits]
+    else:
+        first = np.argmax(late, axis=1).astype(float)
+        out = np.where(late.any(axis=1), first, float(k))
+    return _missing_where(_all_missing(df, "repayment_status"), out)
 
 
-def balance_trend(df, cfg):
+def balance_trend(df: pd.DataFrame, cfg: FeatureConfig) -> np.ndarray:
     """Slope of statement balances per month, as a share of the mean absolute balance, in [-1, 1]."""
     stmt = _matrix(df, "statement_balance")
-    scale = np.maximum(_row_mean(np.abs(stmt)), 1.0)
-    return _series(np.clip(slope(stmt) / scale, -1, 1), df)
+    scale = _row_mean(np.abs(stmt), _gaps(df, "statement_balance"))
+    np.maximum(scale, 1.0, out=scale)
+    trend = slope(stmt)
+    trend /= scale
+    return np.clip(trend, -1, 1, out=trend)
 
 
-def payment_trend(df, cfg):
+def payment_trend(df: pd.DataFrame, cfg: FeatureConfig) -> np.ndarray:
     """Slope of the monthly payment ratio per month, in [-1, 1]; negative means paying less of each bill."""
-    return _series(np.clip(slope(payment_ratios(df)), -1, 1), df)
+    trend = slope(payment_ratios(df))
+    return np.clip(trend, -1, 1, out=trend)
 
 
-def delinquency_severity(df, cfg):
-    d30, d60, d90 = (_col(df, f"delinquencies_{d}d").clip(lower=0) for d in (30, 60, 90))
-    return d30 + 2 * d60 + 3 * d90
+def delinquency_severity(df: pd.DataFrame, cfg: FeatureConfig) -> np.ndarray:
+    d30, d60, d90 = (_floored(df, f"delinquencies_{d}d") for d in (30, 60, 90))
+    with _quiet():
+        return d30 + 2 * d60 + 3 * d90
 
 
-def delinquency_count(df, cfg):
+def delinquency_count(df: pd.DataFrame, cfg: FeatureConfig) -> np.ndarray:
     """All past-due events the bureau reports, unweighted: one reason-code-friendly count."""
-    d30, d60, d90 = (_col(df, f"delinquencies_{d}d").clip(lower=0) for d in (30, 60, 90))
-    return d30 + d60 + d90
+    d30, d60, d90 = (_floored(df, f"delinquencies_{d}d") for d in (30, 60, 90))
+    with _quiet():
+        return d30 + d60 + d90
 
 
-def credit_history_years(df, cfg):
-    return _col(df, "credit_history_months") / 12
+def credit_history_years(df: pd.DataFrame, cfg: FeatureConfig) -> np.ndarray:
+    with _quiet():
+        return _column(df, "credit_history_months") / 12
 
 
-def limit_to_income(df, cfg):
-    return safe_ratio(_col(df, "revolving_limit").clip(lower=0), 12 * _col(df, "monthly_income"), cfg.ratio_cap)
+def limit_to_income(df: pd.DataFrame, cfg: FeatureConfig) -> np.ndarray:
+    with _quiet():
+        annual = 12 * _column(df, "monthly_income")
+    return _ratio(_floored(df, "revolving_limit"), annual, cfg.ratio_cap)
 
 
 def passthrough(column: str) -> Compute:
@@ -350,15 +478,36 @@ def _compute_all(
             values = df[spec.name] if spec.name in df else pd.Series(np.nan, index=df.index)
             out[spec.name] = categorical(values, cats.get(spec.name))
             continue
-        values = spec.compute(df, cfg)
-        if values is None:
-            arr = np.full(len(df), np.nan)
-        elif isinstance(values, pd.Series):
-            arr = values.to_numpy(dtype=float, na_value=np.nan)
-        else:
-            arr = np.broadcast_to(np.asarray(values, dtype=float), (len(df),))
-        out[spec.name] = np.where(np.isinf(arr), np.nan, arr)  # a fresh array: never a view of the input
+        out[spec.name] = _finite(spec.compute(df, cfg), len(df))
     return out
+
+
+def _finite(values: pd.Series | np.ndarray | float | None, n: int) -> np.ndarray:
+    """A feature's values as a fresh float64 array (never a view of the input or the memo), +-inf made missing.
+
+    A float64 array that owns its writable data was made by the feature function for this
+    call, so it is kept; anything else (a Series, a view, a scalar) is copied. Either way +-inf
+    is replaced in place, only when there is one: the values of `np.where(np.isinf(a), nan, a)`.
+    """
+    if values is None:
+        return np.full(n, np.nan)
+    arr: np.ndarray
+    if (
+        isinstance(values, np.ndarray)
+        and values.dtype == np.float64
+        and values.shape == (n,)
+        and values.flags.owndata
+        and values.flags.writeable
+    ):
+        arr = values
+    elif isinstance(values, pd.Series):
+        arr = np.array(values.to_numpy(dtype=float, na_value=np.nan))
+    else:
+        arr = np.array(np.broadcast_to(np.asarray(values, dtype=float), (n,)))
+    inf = np.isinf(arr)
+    if inf.any():
+        arr[inf] = np.nan
+    return arr
 
 
 def feature_schema(specs: list[FeatureSpec]) -> pa.DataFrameSchema:
