@@ -257,7 +257,11 @@ def test_overlapping_users_restore_the_blas_threads_only_when_the_last_leaves(mo
         def restore_original_limits(self):
             events.append(("restore",))
 
-    monkeypatch.setattr(scorer_module, "threadpool_limits", Limiter)
+    class Controller:
+        def limit(self, limits, user_api):
+            return Limiter(limits, user_api)
+
+    monkeypatch.setattr(scorer_module, "ThreadpoolController", Controller)
     helper = scorer_module._OneBlasThread()
     inside, release = threading.Event(), threading.Event()
 

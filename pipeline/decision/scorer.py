@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from threadpoolctl import ThreadpoolController, threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from pipeline.config import ContractConfig, FeatureConfig, PolicyConfig, ScorecardConfig, ScoringConfig
 from pipeline.data.validate import ValidationResult, validate_frame
@@ -56,7 +56,7 @@ class _OneBlasThread:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._depth = 0
-        self._limits: threadpool_limits | None = None
+        self._limits: Any = None  # the controller's limiter while limited
         self._controller: ThreadpoolController | None = None
 
     @contextmanager
