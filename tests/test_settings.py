@@ -28,8 +28,13 @@ ALLOWED = {
         "MAX_BITS": "size limit of a precomputed table (memory, not policy)",
         "MAX_TABLE_BYTES": "memory limit of the precomputed tables",
         "CHUNK_ROWS": "rows per work unit in the kernel",
+        "_TOP_K_BLOCK": "rows per parallel task of the top-k selection (scratch made once per block, not policy)",
     },
     "pipeline/evaluation/model_card.py": {"FOUR_FIFTHS_NAME": "the threshold the report calls 'four-fifths'"},
+    "pipeline/evaluation/stability.py": {
+        "_BLOCK": "rows copied at a time by the drift-count kernel (a cache-size choice, measured)",
+        "_PAD": "spacing between the kernel's column buffers so they do not alias in the cache (measured)",
+    },
     "pipeline/evaluation/render.py": {"MAX_ROWS": "rows shown per long table on the page (the CSV has all)"},
     "pipeline/evaluation/style.py": {"DPI": "image resolution", "RC": "matplotlib style of the plots"},
 }
