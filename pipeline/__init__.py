@@ -1,6 +1,6 @@
 """Credit assessment pipeline: affordability features, PD and limit models, policy, registry, scoring."""
 
-__version__ = "0.3.3"
+__version__ = "0.3.4"
 
 import warnings
 
