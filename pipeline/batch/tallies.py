@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.config import Config
+from pipeline.data.fastcheck import string_layout
 from pipeline.data.validate import ValidationResult
 from pipeline.decision.forest import _jit
 from pipeline.decision.scorer import Scorer
@@ -135,9 +136,8 @@ def id_hashes(ids: pa.Array) -> np.ndarray:
     """
     ids = ids.cast(pa.string()) if ids.type != pa.string() else ids
     n = len(ids)
-    _, offsets_buf, data_buf = ids.buffers()
-    offsets = np.frombuffer(offsets_buf, dtype=np.int32)[ids.offset : ids.offset + n + 1].astype(np.int64)
-    data = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else np.empty(0, np.uint8)
+    offsets, data = string_layout(ids)
+    offsets = offsets.astype(np.int64)
     padded = np.zeros(len(data) + 8, dtype=np.uint8)
     padded[: len(data)] = data
     words = np.ndarray(shape=(len(data) + 1,), dtype="<u8", buffer=padded, strides=(1,))  # a word at every byte

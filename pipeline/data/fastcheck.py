@@ -256,10 +256,10 @@ def _stripped(raw: pd.Series) -> pa.Array | None:
         return None
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
-    offsets, data = _layout(arr)
+    offsets, data = string_layout(arr)
     text = arr if _trimmed(offsets, data) else pc.utf8_trim_whitespace(arr)
     if text is not arr:
-        offsets, data = _layout(text)
+        offsets, data = string_layout(text)
     blank = np.diff(offsets) == 0
     if text.null_count and blank.any():
         blank &= ~_flags(pc.is_null(text))
@@ -268,12 +268,14 @@ def _stripped(raw: pd.Series) -> pa.Array | None:
     return pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text)
 
 
-def _layout(text: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """A string array's offsets (one per cell and one past the end) and its data bytes, as numpy views."""
+def string_layout(text: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """A string (or large_string) array's offsets (one per cell and one past the end; int32, or int64 for
+    large_string) and its data bytes, as numpy views of its buffers: whole-column byte work without a copy."""
+    width = np.int64 if pa.types.is_large_string(text.type) else np.int32
     _, offsets, data = text.buffers()
     if offsets is None:  # an empty array may come without buffers
-        return np.zeros(len(text) + 1, dtype=np.int32), np.empty(0, np.uint8)
-    ends = np.frombuffer(offsets, dtype=np.int32)[text.offset : text.offset + len(text) + 1]
+        return np.zeros(len(text) + 1, dtype=width), np.empty(0, np.uint8)
+    ends = np.frombuffer(offsets, dtype=width)[text.offset : text.offset + len(text) + 1]
     return ends, (np.empty(0, np.uint8) if data is None else np.frombuffer(data, dtype=np.uint8))
 
 
@@ -292,7 +294,7 @@ def _trimmed(offsets: np.ndarray, data: np.ndarray) -> bool:
 
 def _contains(text: pa.Array, needle: str) -> np.ndarray:
     """Rows whose text contains `needle`; the per-cell kernel runs only when its bytes occur in the column at all."""
-    offsets, data = _layout(text)
+    offsets, data = string_layout(text)
     if data[offsets[0] : offsets[-1]].tobytes().find(needle.encode()) < 0:
         return np.zeros(len(text), dtype=bool)
     return _flags(pc.match_substring(text, needle))
@@ -300,7 +302,7 @@ def _contains(text: pa.Array, needle: str) -> np.ndarray:
 
 def _longer(text: pa.Array, limit: int) -> np.ndarray:
     """Rows with more than `limit` characters; a cell has no more characters than bytes: short bytes need no count."""
-    offsets, _ = _layout(text)
+    offsets, _ = string_layout(text)
     if not len(text) or int(np.diff(offsets).max()) <= limit:
         return np.zeros(len(text), dtype=bool)
     return _flags(pc.greater(pc.utf8_length(text), limit))

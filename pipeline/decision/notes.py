@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from pipeline.data.fastcheck import string_layout
 from pipeline.decision import pricing
 from pipeline.decision.forest import _jit
 from pipeline.decision.textcols import strings
@@ -205,9 +206,8 @@ class Notes:
         """Per row, its codes joined by ";" and its texts by "; ", in the order they were added ("" for none)."""
         semicolon, separator = self._literal(";"), self._literal("; ")
         pool = pa.array(self._pool, type=pa.large_string())  # UTF-8: byte lengths are Arrow's
-        starts = np.frombuffer(pool.buffers()[1], np.uint64)[: len(pool) + 1]
-        data = pool.buffers()[2]
-        pool_bytes = np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8)
+        starts, pool_bytes = string_layout(pool)
+        starts = starts.view(np.uint64)
         rows = np.concatenate([np.zeros(0, dtype=np.int64), *(r for r, _, _ in self._notes)], dtype=np.int64)
         counts = np.array([len(r) for r, _, _ in self._notes], dtype=np.int64)
         first = np.cumsum(counts) - counts
