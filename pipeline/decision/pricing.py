@@ -271,8 +271,8 @@ def level_monthly_rate(
 ) -> np.ndarray:
     """Monthly rate i with financed = payment x a(term-1, i) + last_payment / (1+i)^term; O(n) memory.
 
-    Solved once per distinct row (`_level_rate_rows`); -0.99 where no rate in (-0.99, inf) solves it (no loan,
-    a NaN, payments that never repay), as the bisection this replaced gave.
+    Solved once per distinct row (`_level_rate_rows`); the bracket's lower end, -0.99 (to within 1e-15), where
+    no rate in (-0.99, inf) solves it (no loan, a NaN, payments that never repay), as the bisection did.
     """
     cols = np.broadcast_arrays(*(np.asarray(x, dtype=float) for x in (financed, payment, last_payment, term)))
     shape = cols[0].shape

@@ -120,6 +120,16 @@ def _float(values: pd.Series) -> np.ndarray:
     return values.to_numpy() if values.dtype == np.float64 else values.astype(float).to_numpy()
 
 
+def _annual_income(df: pd.DataFrame) -> np.ndarray:
+    """12 x monthly income, shared by the features that compare amounts with a year's income."""
+
+    def make() -> np.ndarray:
+        with np.errstate(all="ignore"):
+            return 12 * _column(df, "monthly_income")
+
+    return _memo((id(df), "annual_income"), make)
+
+
 def _floored(df: pd.DataFrame, name: str) -> np.ndarray:
     """`_column` floored at 0, shared: the amounts and delinquency counts are floored for several features."""
     return _memo((id(df), "floored", name), lambda: _floor(_column(df, name), 0.0))
@@ -313,9 +323,7 @@ def payment_to_income(df: pd.DataFrame, cfg: FeatureConfig) -> np.ndarray:
 
 
 def requested_to_income(df: pd.DataFrame, cfg: FeatureConfig) -> np.ndarray:
-    with _quiet():
-        annual = 12 * _column(df, "monthly_income")
-    return _ratio(_floored(df, "requested_amount"), annual, cfg.ratio_cap)
+    return _ratio(_floored(df, "requested_amount"), _annual_income(df), cfg.ratio_cap)
 
 
 def utilization(df: pd.DataFrame, cfg: FeatureConfig) -> np.ndarray | None:
@@ -420,9 +428,7 @@ def credit_history_years(df: pd.DataFrame, cfg: FeatureConfig) -> np.ndarray:
 
 
 def limit_to_income(df: pd.DataFrame, cfg: FeatureConfig) -> np.ndarray:
-    with _quiet():
-        annual = 12 * _column(df, "monthly_income")
-    return _ratio(_floored(df, "revolving_limit"), annual, cfg.ratio_cap)
+    return _ratio(_floored(df, "revolving_limit"), _annual_income(df), cfg.ratio_cap)
 
 
 def passthrough(column: str) -> Compute:
