@@ -21,11 +21,8 @@ from pipeline.features.functions import (
     feature_columns,
     feature_schema,
     living_cost,
-    monthly_instalment,
-    payment_ratios,
-    safe_ratio,
-    slope,
 )
+from pipeline.features.inputs import monthly_instalment, payment_ratios, safe_ratio, slope
 
 __all__ = [
     "CATEGORIES",
