@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 from pipeline.decision import compiled as cmod
-from pipeline.decision.compiled import CompiledForest, load_or_fallback
+from pipeline.decision import compiled_ir
+from pipeline.decision.compiled import CompiledForest, compile_blob, load_or_fallback
 from pipeline.decision.forest import CATEGORICAL, DEFAULT_LEFT, K_ZERO, MISSING, Forest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -113,6 +114,85 @@ def test_other_missing_types_and_quantile_match(params, missing):
     _assert_matches(booster, CompiledForest.compile(forest, opt=0), _probe(forest))
 
 
+def _vector_build(forest: Forest, contrib: bool = True) -> CompiledForest:
+    """The vectorised kernels (small trees on VECTOR_LANES rows at a time) compiled for this machine's CPU, so
+    they run wherever the tests run (the shipped bundle compiles them per x86-64 level: `compile_blob`)."""
+    return CompiledForest.compile(forest, contrib=contrib, cpu="host", opt=0, vector=True)
+
+
+def _assert_same_bits(a: CompiledForest, b: CompiledForest | Forest, X: np.ndarray) -> None:
+    np.testing.assert_array_equal(a.margin(X), b.margin(X))
+    for x, y in zip(a.margin_and_contrib(X), b.margin_and_contrib(X), strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
+@pytest.mark.parametrize(
+    ("params", "vectorised"),
+    [
+        pytest.param({"objective": "binary"}, True, id="binary-15-leaves"),
+        pytest.param({"objective": "binary", "num_leaves": 7}, True, id="binary-7-leaves"),
+        pytest.param({"objective": "binary", "num_leaves": 4, "zero_as_missing": True}, True, id="missing-zero"),
+        pytest.param({"objective": "binary", "num_leaves": 6, "use_missing": False}, True, id="missing-none"),
+        pytest.param({"objective": "quantile", "alpha": 0.3, "num_leaves": 7}, True, id="quantile"),
+        pytest.param({"objective": "binary", "num_leaves": 90, "min_data_in_leaf": 3}, False, id="all-branchy"),
+    ],
+)
+def test_vector_build_scores_the_same_bits(params, vectorised):
+    """Vectorised trees (margin: <= SELECT_NODES splits; attribution: <= VECTOR_CONTRIB_SPLITS, bigger ones branch
+    and credit the transposed block) give the portable build's and the numba Forest's bits, on hostile rows and
+    on row counts that are no multiple of the vector or the block."""
+    booster = _train(params)
+    forest = Forest.from_booster(booster)
+    vector = _vector_build(forest)
+    assert vector.header["vector"] and compiled_ir.has_vector_trees(forest, True) == vectorised
+    X = _probe(forest)
+    _assert_matches(booster, vector, X)
+    _assert_same_bits(vector, forest, X)
+    _assert_same_bits(vector, CompiledForest.compile(forest, opt=0), X)
+    for n in (1, 7, 9, 63, 65, 130):
+        _assert_same_bits(vector, forest, X[:n])
+
+
+def test_vector_build_mixes_vector_and_branchy_attribution_trees(monkeypatch):
+    """With the vector threshold inside the model's tree sizes, both kinds of attribution tree credit one
+    transposed block in tree order: still the numba Forest's bits."""
+    X, y = _data(4000, 0)
+    big = _train({"objective": "binary"}, rounds=10)  # 15 leaves, then 10 trees of 4 leaves
+    params = {"objective": "binary", "num_leaves": 4, "verbose": -1, "num_threads": 2, "deterministic": True}
+    booster = lgb.train(params, lgb.Dataset(X, y, categorical_feature=[CAT]), 10, init_model=big)
+    forest = Forest.from_booster(booster)
+    monkeypatch.setattr(compiled_ir, "VECTOR_CONTRIB_SPLITS", 3)
+    kinds = {compiled_ir._vectorised(forest, t, True) for t in range(len(forest.roots))}
+    assert kinds == {True, False}
+    _assert_same_bits(_vector_build(forest), forest, _probe(forest))
+
+
+def test_compile_blob_ships_cpu_levels_and_loads_the_best_runnable():
+    """x86-64 and small trees: one object per X86_LEVELS level before the portable one; a CPU lacking a level's
+    features loads the next; a broken bundle frame falls back to numba."""
+    booster = _train({"objective": "binary", "num_leaves": 7})
+    forest = Forest.from_booster(booster)
+    blob, infos, cpus = compile_blob(forest, contrib=True, opt=0)
+    X = _probe(forest)
+    loaded = CompiledForest.load(blob, forest=forest)
+    assert loaded is not None
+    _assert_same_bits(loaded, forest, X)
+    if cmod.GENERIC_CPU != "x86-64":
+        assert cpus == [cmod.GENERIC_CPU] and blob.startswith(cmod.MAGIC)
+        return
+    assert cpus == [*cmod.X86_LEVELS, "x86-64"] and len(infos) == 3
+    variants = cmod._variants(blob)
+    have = {f[1:] for f in cmod.llvm.get_host_cpu_features().flatten().split(",") if f.startswith("+")}
+    runnable = [cpu for cpu, names in cmod.X86_LEVELS.items() if set(names.split()) <= have] + ["x86-64"]
+    assert loaded.header["cpu"] == runnable[0]
+    unrunnable = [_repacked(v, features="+nosuchfeature") for v in variants[:2]]
+    fallback = CompiledForest.load(cmod._bundle([*unrunnable, variants[2]]), forest=forest)
+    assert fallback is not None and fallback.header["cpu"] == "x86-64" and not fallback.header["vector"]
+    _assert_same_bits(fallback, forest, X)
+    assert CompiledForest.load(blob[:-10], forest=forest) is None
+    assert CompiledForest.load(blob[: len(cmod.BUNDLE_MAGIC) + 4], forest=forest) is None
+
+
 def _stumps(thresholds: list[float]) -> Forest:
     """One single-split tree per (threshold, missing type, default_left), all on feature 0.
 
@@ -153,16 +233,16 @@ def test_every_numeric_rule_corner_matches_numba(thresholds):
     """The compile-time folding of NaN / [-K, K] / threshold into one or two compares, checked
     on values at and around every boundary, for all missing types and default directions."""
     forest = _stumps(thresholds)
-    compiled = CompiledForest.compile(forest, opt=0)
     special = [np.nan, 0.0, -0.0, np.inf, -np.inf, 1e-300, -1e-300, 5e-324]
     edges = [K_ZERO, -K_ZERO, *thresholds]
     near = [np.nextafter(e, d) for e in edges for d in (np.inf, -np.inf)]
     values = np.array(special + edges + near + [K_ZERO / 2, -K_ZERO / 2, 0.5, -0.5, 3.0, -3.0])
     X = values[:, None]
-    np.testing.assert_array_equal(compiled.margin(X), forest.margin(X))
-    margin, contrib = compiled.margin_and_contrib(X)
-    np.testing.assert_array_equal(margin, forest.margin(X))
-    np.testing.assert_array_equal(contrib, forest.margin_and_contrib(X)[1])
+    for compiled in (CompiledForest.compile(forest, opt=0), _vector_build(forest)):
+        np.testing.assert_array_equal(compiled.margin(X), forest.margin(X))
+        margin, contrib = compiled.margin_and_contrib(X)
+        np.testing.assert_array_equal(margin, forest.margin(X))
+        np.testing.assert_array_equal(contrib, forest.margin_and_contrib(X)[1])
 
 
 def test_categorical_set_membership_matches_numba():
@@ -190,14 +270,14 @@ def test_categorical_set_membership_matches_numba():
         delta_right=np.array([-1.0]),
         expected_value=0.0,
     )
-    compiled = CompiledForest.compile(forest, opt=0)
     codes = [np.nan, -np.inf, -2.0, -1.0, -0.999, -1e-36, 0.0, 0.7, 3.0, 3.99, 4.0, 33.0, 63.0, 64.0, 64.5, 65.0]
     codes += [95.0, 96.0, 2.0**31 - 1, 2.0**31, 1e12, np.inf]
     X = np.column_stack([np.zeros(len(codes)), codes])
     expected = forest.margin(X)
     assert set(expected.tolist()) == {1.0, -1.0}
-    np.testing.assert_array_equal(compiled.margin(X), expected)
-    np.testing.assert_array_equal(compiled.margin_and_contrib(X)[1], forest.margin_and_contrib(X)[1])
+    for compiled in (CompiledForest.compile(forest, opt=0), _vector_build(forest)):
+        np.testing.assert_array_equal(compiled.margin(X), expected)
+        np.testing.assert_array_equal(compiled.margin_and_contrib(X)[1], forest.margin_and_contrib(X)[1])
 
 
 def test_random_forest_scale_single_leaf_trees_and_empty_input():
@@ -216,6 +296,7 @@ def test_random_forest_scale_single_leaf_trees_and_empty_input():
     for booster in (rf, stump):
         forest = Forest.from_booster(booster)
         compiled = CompiledForest.compile(forest, opt=0)
+        _assert_same_bits(_vector_build(forest), compiled, X)
         np.testing.assert_allclose(compiled.margin(X), forest.margin(X), rtol=0, atol=1e-9)
         margin, contrib = compiled.margin_and_contrib(X)
         ref_margin, ref_contrib = forest.margin_and_contrib(X)

@@ -11,7 +11,10 @@ the Saabas attribution kernel (each branch adds its delta constant to contrib[fe
 
 Shipping: the module is compiled once (at model registration) for a generic x86-64 CPU to a
 relocatable ELF object; the blob is a JSON header (format, target, CPU, SHA-256 of the forest)
-plus that object (zlib), sealed by a SHA-256 of both. At scoring time `CompiledForest.load` links the
+plus that object (zlib), sealed by a SHA-256 of both. Where small trees can run on vectors of rows
+(`compiled_ir._vector_tree_ir`: 1.6-1.9x faster with AVX2, 4x with AVX-512, nothing on the SSE2
+baseline), the shipped blob is a bundle: one such blob per x86-64 level (`X86_LEVELS`), then the
+portable one; `load` checks every seal and links the first its CPU can run (`compile_blob`). At scoring time `CompiledForest.load` links the
 object into an in-process MCJIT engine (llvmlite, which numba already depends on): no C
 compiler, no temp files, milliseconds. Anything unexpected (corrupted bytes, another
 architecture, a CPU lacking the recorded features, a forest mismatch, an LLVM error) makes
@@ -46,6 +49,7 @@ from pipeline.decision.forest import EXP_OBJECTIVES, SIGMOID_OBJECTIVES, Forest
 log = logging.getLogger(__name__)
 
 MAGIC = b"CFOREST\x00"
+BUNDLE_MAGIC = b"CFBUNDL\x00"  # several blobs of one forest, one per CPU level, best first (`compile_blob`)
 FORMAT = 1
 # The ISA baseline (x86-64 = SSE2 only), so a cached binary runs on any machine of the architecture.
 GENERIC_CPU = "x86-64" if llvm.get_process_triple().startswith(("x86_64", "amd64")) else "generic"
@@ -57,7 +61,18 @@ MIN_ROWS_PER_TASK = 8192  # below this a thread hand-off costs more than it save
 # documents them.
 ROW_BLOCK = 64  # rows per tree sweep: a tree's code stays hot in L1i while it scores a block
 SELECT_NODES = 7  # subtrees with at most this many splits are evaluated without branches (measured, compiled_ir)
+VECTOR_CONTRIB_SPLITS = 63  # attribution trees with at most this many splits run on vectors in a vector build
+VECTOR_LANES = 8  # rows per vector in the margin kernel's small trees (compiled_ir._vector_tree_ir; divides ROW_BLOCK)
 _DOUBLE, _I32, _I64 = ir.DoubleType(), ir.IntType(32), ir.IntType(64)
+# x86-64 micro-architecture levels (the psABI's v3 = AVX2, v4 = AVX-512) as LLVM feature names, best first.
+# The vectorised trees of the margin kernel run 1.6x (v3) and 4x (v4) faster than on the SSE2 baseline,
+# which gains nothing from them (the shipped limit model, one thread, 100k rows, measured), so a forest
+# with such trees ships an object per level beside the portable one and each machine loads the best it can run.
+_X86_V3 = "avx avx2 bmi bmi2 cx16 f16c fma lzcnt movbe popcnt sahf sse3 sse4.1 sse4.2 ssse3 xsave"
+X86_LEVELS = {
+    "x86-64-v4": f"{_X86_V3} avx512bw avx512cd avx512dq avx512f avx512vl",
+    "x86-64-v3": _X86_V3,
+}
 _MISSING_ZERO, _MISSING_NAN = 1, 2  # forest.MISSING["Zero"], ["NaN"]
 
 _MarginFn = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p)
@@ -106,7 +121,13 @@ def _pack(header: dict, obj: bytes) -> bytes:
 
 
 def _unpack(blob: bytes) -> tuple[dict, bytes]:
-    """Header and object, or ValueError. The digest covers header and object, so neither a flipped
+    """Header and object, or ValueError (`_unseal`, then the object decompressed)."""
+    header, packed = _unseal(blob)
+    return header, zlib.decompress(packed)
+
+
+def _unseal(blob: bytes) -> tuple[dict, bytes]:
+    """Header and compressed object, or ValueError. The digest covers header and object, so neither a flipped
     machine-code byte nor a flipped header field (n_features, scale...) reaches the linker."""
     blob = bytes(blob)
     start = len(MAGIC) + 4
@@ -119,7 +140,34 @@ def _unpack(blob: bytes) -> tuple[dict, bytes]:
     header = json.loads(body[start : start + size])
     if not isinstance(header, dict):
         raise ValueError("unreadable header")
-    return header, zlib.decompress(body[start + size :])
+    return header, body[start + size :]
+
+
+def _bundle(blobs: list[bytes]) -> bytes:
+    """BUNDLE_MAGIC | count | (length, blob) per blob; each blob keeps its own seal."""
+    if len(blobs) == 1:
+        return blobs[0]
+    parts = [BUNDLE_MAGIC, len(blobs).to_bytes(4, "little")]
+    for blob in blobs:
+        parts += [len(blob).to_bytes(8, "little"), blob]
+    return b"".join(parts)
+
+
+def _variants(blob: bytes) -> list[bytes]:
+    """The blobs in a bundle, in order (a plain blob: itself), or ValueError if the framing is broken."""
+    blob = bytes(blob)
+    if not blob.startswith(BUNDLE_MAGIC):
+        return [blob]
+    at = len(BUNDLE_MAGIC) + 4
+    count = int.from_bytes(blob[len(BUNDLE_MAGIC) : at], "little")
+    variants = []
+    for _ in range(count):
+        size = int.from_bytes(blob[at : at + 8], "little")
+        variants.append(blob[at + 8 : at + 8 + size])
+        at += 8 + size
+    if at != len(blob) or not count or any(not v for v in variants):
+        raise ValueError("broken bundle framing (corrupted or truncated bytes)")
+    return variants
 
 
 def _cpu_problem(header: dict) -> str | None:
@@ -188,20 +236,22 @@ class CompiledForest:
         cpu: str = GENERIC_CPU,
         opt: int = 2,
         threads: int | None = None,
+        features: str = "",
+        vector: bool = False,
     ) -> CompiledForest:
         """Generate IR, compile to an ELF object and link it in-process. Raises on failure (the caller
         decides: at registration a failure means "ship without a compiled blob").
 
         contrib=False builds only the margin kernel (half the compile time; enough for the limit
         model). cpu="host" specializes for this machine; its features are recorded and checked at
-        load. opt=0 compiles ~10x faster and scores ~25% slower (see the report in bench/).
+        load, as are `features` ("+avx2,+fma,...") given with a named CPU such as "x86-64-v3" (X86_LEVELS).
+        opt=0 compiles ~10x faster and scores ~25% slower (see the report in bench/).
         """
         from pipeline.decision.compiled_ir import generate_ir  # imports this module: only needed to compile
 
         t0 = time.perf_counter()
-        trees_ir, drivers_ir = generate_ir(forest, contrib)
+        trees_ir, drivers_ir = generate_ir(forest, contrib, vector)
         t1 = time.perf_counter()
-        features = ""
         if cpu == "host":
             cpu, features = llvm.get_host_cpu_name(), llvm.get_host_cpu_features().flatten()
         module = _build_module(trees_ir, drivers_ir)
@@ -221,6 +271,7 @@ class CompiledForest:
             "sigmoid": forest.sigmoid,
             "expected_value": forest.expected_value,
             "contrib": contrib,
+            "vector": vector,
             "forest_sha256": forest_fingerprint(forest),
         }
         compiled = cls(header, obj, _link(obj), threads)
@@ -236,16 +287,21 @@ class CompiledForest:
         if os.environ.get(DISABLE_ENV, "") not in ("", "0"):
             log.info("compiled forest disabled by %s; using the numba forest", DISABLE_ENV)
             return None
+        problems: list[str] = []
         try:
-            header, obj = _unpack(blob)
-            if header.get("format") != FORMAT:
-                raise ValueError(f"blob format {header.get('format')}, this code reads {FORMAT}")
-            problem = _cpu_problem(header)
-            if problem:
-                raise ValueError(problem)
-            if forest is not None and header.get("forest_sha256") != forest_fingerprint(forest):
-                raise ValueError("blob was compiled from a different forest")
-            return cls(header, obj, _link(obj), threads)
+            sealed = [_unseal(variant) for variant in _variants(blob)]  # every seal checked: any damage refuses all
+            for header, packed in sealed:  # best first: the first this CPU can run
+                if header.get("format") != FORMAT:
+                    raise ValueError(f"blob format {header.get('format')}, this code reads {FORMAT}")
+                problem = _cpu_problem(header)
+                if problem:
+                    problems.append(problem)
+                    continue
+                if forest is not None and header.get("forest_sha256") != forest_fingerprint(forest):
+                    raise ValueError("blob was compiled from a different forest")
+                obj = zlib.decompress(packed)
+                return cls(header, obj, _link(obj), threads)
+            raise ValueError("; ".join(problems))
         except Exception as exc:  # any failure here must degrade to the numba path, never break scoring
             log.warning("compiled forest unavailable, falling back to the numba forest: %s", exc)
             return None
@@ -329,6 +385,27 @@ def _link(obj: bytes) -> llvm.ExecutionEngine:
     engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
     engine.finalize_object()
     return engine
+
+
+def compile_blob(forest: Forest, contrib: bool, opt: int = 2) -> tuple[bytes, list[CompileInfo], list[str]]:
+    """The blob to ship for `forest`: the portable object, preceded (on x86-64, when the margin kernel has
+    vectorised trees) by one object per `X86_LEVELS` level; with the CompileInfo and CPU of each, best first."""
+    from pipeline.decision.compiled_ir import has_vector_trees  # only needed to compile
+
+    targets = [(GENERIC_CPU, "", False)]
+    if GENERIC_CPU == "x86-64" and has_vector_trees(forest, contrib):
+        levels = [(cpu, ",".join(f"+{name}" for name in names.split()), True) for cpu, names in X86_LEVELS.items()]
+        targets = levels + targets
+    blobs, infos = [], []
+    for cpu, features, vector in targets:
+        compiled = CompiledForest.compile(
+            forest, contrib=contrib, cpu=cpu, opt=opt, threads=1, features=features, vector=vector
+        )
+        blobs.append(compiled.to_bytes())
+        if compiled.compile_info is not None:
+            infos.append(compiled.compile_info)
+        compiled.close()
+    return _bundle(blobs), infos, [cpu for cpu, _, _ in targets]
 
 
 def load_or_fallback(blob: bytes | None, forest: Forest, threads: int | None = None) -> CompiledForest | Forest:

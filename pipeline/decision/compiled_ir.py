@@ -30,6 +30,8 @@ from pipeline.decision.compiled import (
     MARGIN_SYMBOL,
     ROW_BLOCK,
     SELECT_NODES,
+    VECTOR_CONTRIB_SPLITS,
+    VECTOR_LANES,
 )
 from pipeline.decision.forest import CATEGORICAL, DEFAULT_LEFT, K_ZERO, Forest
 
@@ -41,36 +43,52 @@ def _hex(value: float) -> str:
     return f"0x{struct.unpack('<Q', struct.pack('<d', value))[0]:016X}"
 
 
-def _numeric_left(v: str, out: str, threshold: float, missing: int, default_left: bool) -> list[str]:
-    """IR lines setting i1 %out = "goes left" for a numerical split, equal to `forest._child` for every double.
+def _ty(base: str, lanes: int) -> str:
+    """An IR type: the scalar, or a vector of `lanes` of it."""
+    return base if lanes == 1 else f"<{lanes} x {base}>"
+
+
+def _const(base: str, value: str, lanes: int) -> str:
+    """An IR constant operand of type `_ty(base, lanes)` (a vector constant is a splat)."""
+    return value if lanes == 1 else f"splat ({base} {value})"
+
+
+def _numeric_left(v: str, out: str, threshold: float, missing: int, default_left: bool, lanes: int = 1) -> list[str]:
+    """IR lines setting i1 %out = "goes left" for a numerical split, equal to `forest._child` for every double
+    (with lanes > 1: a vector of rows, one predicate per lane).
 
     _child maps NaN (unless missing type NaN) and [-K, K] to 0.0; "zero" then goes the default
     way for missing type Zero, else by 0 <= threshold; NaN under missing type NaN goes the
     default way. So NaN has one direction, [-K, K] one, other reals go left iff v <= threshold:
     the reals going left are one interval (one fcmp) or, in rare corner cases, two.
     """
-    k = _hex(K_ZERO)
+    d, b = _ty("double", lanes), _ty("i1", lanes)
+
+    def c(value: float) -> str:
+        return _const("double", _hex(value), lanes)
+
     zero_left = default_left if missing == _MISSING_ZERO else threshold >= 0.0
     nan_left = default_left if missing in (_MISSING_ZERO, _MISSING_NAN) else zero_left
     le, lt = ("ule", "ult") if nan_left else ("ole", "olt")  # unordered compares are true for NaN
     if zero_left and threshold >= -K_ZERO:  # (-inf, t] U [-K, K] == (-inf, max(t, K)]
-        return [f"{out} = fcmp {le} double {v}, {_hex(max(threshold, K_ZERO))}"]
+        return [f"{out} = fcmp {le} {d} {v}, {c(max(threshold, K_ZERO))}"]
     if not zero_left and threshold < -K_ZERO:  # (-inf, t] is disjoint from [-K, K]
-        return [f"{out} = fcmp {le} double {v}, {_hex(threshold)}"]
+        return [f"{out} = fcmp {le} {d} {v}, {c(threshold)}"]
     if not zero_left and threshold <= K_ZERO:  # (-inf, t] minus [-K, K] == (-inf, -K)
-        return [f"{out} = fcmp {lt} double {v}, {_hex(-K_ZERO)}"]
-    lines = [f"{out}.a = call double @llvm.fabs.f64(double {v})"]
+        return [f"{out} = fcmp {lt} {d} {v}, {c(-K_ZERO)}"]
+    fabs = "f64" if lanes == 1 else f"v{lanes}f64"
+    lines = [f"{out}.a = call {d} @llvm.fabs.{fabs}({d} {v})"]
     if zero_left:  # t < -K (missing type Zero, default left): (-inf, t] U [-K, K]
-        lines += [f"{out}.b = fcmp {le} double {v}, {_hex(threshold)}", f"{out}.c = fcmp ole double {out}.a, {k}"]
-        return lines + [f"{out} = or i1 {out}.b, {out}.c"]
+        lines += [f"{out}.b = fcmp {le} {d} {v}, {c(threshold)}", f"{out}.c = fcmp ole {d} {out}.a, {c(K_ZERO)}"]
+        return lines + [f"{out} = or {b} {out}.b, {out}.c"]
     # t > K (missing type Zero, default right): (-inf, -K) U (K, t]
-    lines += [f"{out}.b = fcmp ole double {v}, {_hex(threshold)}", f"{out}.c = fcmp ogt double {out}.a, {k}"]
+    lines += [f"{out}.b = fcmp ole {d} {v}, {c(threshold)}", f"{out}.c = fcmp ogt {d} {out}.a, {c(K_ZERO)}"]
     if not nan_left:
-        return lines + [f"{out} = and i1 {out}.b, {out}.c"]
+        return lines + [f"{out} = and {b} {out}.b, {out}.c"]
     return lines + [
-        f"{out}.d = and i1 {out}.b, {out}.c",
-        f"{out}.e = fcmp uno double {v}, 0.0",
-        f"{out} = or i1 {out}.d, {out}.e",
+        f"{out}.d = and {b} {out}.b, {out}.c",
+        f"{out}.e = fcmp uno {d} {v}, {c(0.0)}",
+        f"{out} = or {b} {out}.d, {out}.e",
     ]
 
 
@@ -83,8 +101,8 @@ def _categories(forest: Forest, node: int) -> list[int]:
     return cats
 
 
-def _categorical_lines(forest: Forest, node: int, v: str, out: str) -> list[str]:
-    """IR lines setting i1 %out = "goes left" for a categorical split, without a branch.
+def _categorical_lines(forest: Forest, node: int, v: str, out: str, lanes: int = 1) -> list[str]:
+    """IR lines setting i1 %out = "goes left" for a categorical split, without a branch (lanes > 1: per lane).
 
     NaN, <= -1 and >= 2^31 go right; else the truncated code goes left iff it is in the node's set:
     one shift of a 64-bit mask for codes below 64, one compare for each larger code.
@@ -92,31 +110,39 @@ def _categorical_lines(forest: Forest, node: int, v: str, out: str) -> list[str]
     cats = _categories(forest, node)
     mask = sum(1 << c for c in cats if c < 64)
     mask -= (mask >> 63) << 64  # the same 64 bits as a signed i64 literal
+    d, i, b = _ty("double", lanes), _ty("i64", lanes), _ty("i1", lanes)
+
+    def c(base: str, value: object) -> str:
+        return _const(base, str(value), lanes)
+
     lines = [
-        f"{out}.lo = fcmp ogt double {v}, -1.0",
-        f"{out}.hi = fcmp olt double {v}, {_hex(2147483648.0)}",
-        f"{out}.in = and i1 {out}.lo, {out}.hi",
-        f"{out}.v = select i1 {out}.in, double {v}, double 0.0",
-        f"{out}.i = fptosi double {out}.v to i64",
-        f"{out}.s = and i64 {out}.i, 63",
-        f"{out}.m = lshr i64 {mask}, {out}.s",
-        f"{out}.b = trunc i64 {out}.m to i1",
-        f"{out}.u = icmp ult i64 {out}.i, 64",
-        f"{out}.k = and i1 {out}.b, {out}.u",
+        f"{out}.lo = fcmp ogt {d} {v}, {c('double', '-1.0')}",
+        f"{out}.hi = fcmp olt {d} {v}, {c('double', _hex(2147483648.0))}",
+        f"{out}.in = and {b} {out}.lo, {out}.hi",
+        f"{out}.v = select {b} {out}.in, {d} {v}, {d} {c('double', '0.0')}",
+        f"{out}.i = fptosi {d} {out}.v to {i}",
+        f"{out}.s = and {i} {out}.i, {c('i64', 63)}",
+        f"{out}.m = lshr {i} {c('i64', mask)}, {out}.s",
+        f"{out}.b = trunc {i} {out}.m to {b}",
+        f"{out}.u = icmp ult {i} {out}.i, {c('i64', 64)}",
+        f"{out}.k = and {b} {out}.b, {out}.u",
     ]
     member = f"{out}.k"
     for j, cat in enumerate(c for c in cats if c >= 64):
-        lines += [f"{out}.e{j} = icmp eq i64 {out}.i, {cat}", f"{out}.k{j} = or i1 {member}, {out}.e{j}"]
+        lines += [
+            f"{out}.e{j} = icmp eq {i} {out}.i, {_const('i64', str(cat), lanes)}",
+            f"{out}.k{j} = or {b} {member}, {out}.e{j}",
+        ]
         member = f"{out}.k{j}"
-    return lines + [f"{out} = and i1 {out}.in, {member}"]
+    return lines + [f"{out} = and {b} {out}.in, {member}"]
 
 
-def _left_lines(forest: Forest, node: int, v: str, out: str) -> list[str]:
+def _left_lines(forest: Forest, node: int, v: str, out: str, lanes: int = 1) -> list[str]:
     """IR lines setting i1 %out = "goes left" for the value %v of the node's split feature."""
     flags = int(forest.flags[node])
     if flags & CATEGORICAL:
-        return _categorical_lines(forest, node, v, out)
-    return _numeric_left(v, out, float(forest.threshold[node]), (flags >> 2) & 3, bool(flags & DEFAULT_LEFT))
+        return _categorical_lines(forest, node, v, out, lanes)
+    return _numeric_left(v, out, float(forest.threshold[node]), (flags >> 2) & 3, bool(flags & DEFAULT_LEFT), lanes)
 
 
 def _load_lines(forest: Forest, node: int) -> tuple[str, list[str]]:
@@ -124,10 +150,10 @@ def _load_lines(forest: Forest, node: int) -> tuple[str, list[str]]:
     return v, [f"{v}.p = getelementptr inbounds double, ptr %x, i64 {f}", f"{v} = load double, ptr {v}.p"]
 
 
-def _credit_lines(name: str, feature: int, delta: str) -> list[str]:
-    """contrib[feature] += delta (an IR double operand)."""
+def _credit_lines(name: str, feature: int, delta: str, stride: int = 1) -> list[str]:
+    """contrib[feature * stride] += delta (an IR double operand; stride ROW_BLOCK: a transposed block)."""
     return [
-        f"{name}.p = getelementptr inbounds double, ptr %c, i64 {feature}",
+        f"{name}.p = getelementptr inbounds double, ptr %c, i64 {feature * stride}",
         f"{name}.o = load double, ptr {name}.p",
         f"{name}.n = fadd double {name}.o, {delta}",
         f"store double {name}.n, ptr {name}.p",
@@ -170,7 +196,7 @@ def _select_lines(forest: Forest, top: int) -> list[str]:
 
     for n in reversed(nodes):  # children before parents
         lines.append(f"%s{n} = select i1 %k{n}, i32 {leaf(int(forest.left[n]))}, i32 {leaf(int(forest.right[n]))}")
-    return lines + [f"ret i32 %s{top}"]
+    return lines
 
 
 def _split_lines(forest: Forest, node: int, v: str, left: str, right: str) -> list[str]:
@@ -191,36 +217,42 @@ def _split_lines(forest: Forest, node: int, v: str, left: str, right: str) -> li
     ]
 
 
-def _tree_ir(forest: Forest, t: int, contrib: bool) -> str:
-    """`i32 @tree<t>(ptr x)` (or `@treec<t>(ptr x, ptr contrib)`): the leaf index of row x.
+def _tree_ir(forest: Forest, t: int, contrib: bool, stride: int = 1) -> str:
+    """The code of tree t: `i32 @treec<t>(ptr x, ptr contrib)` returns the leaf index of row x and credits
+    its path to contrib[feature * stride]; `void @tree<t>(ptr X, i64 lo, i64 hi, ptr out)` adds the tree's
+    leaf value to out[i] for every row i of a block (`_margin_tree_ir`).
 
-    The margin variant branches near the root, where a tree is wide, and evaluates each subtree of at
-    most SELECT_NODES splits without branches (`_select_lines`): the same leaf, faster than branching all
-    the way down (measured, one thread, 100k rows: the shipped limit model 1.8x, PD margin 1.5x; synthetic
-    models of 7-63 leaves 1.2-1.6x; subtrees of up to 3 splits gave less, of up to 15 the same within
-    noise). The contrib variant branches all the way and adds the split's delta to contrib[feature] on
-    entering each child, in path order like `forest._margin_contrib` (zero deltas are skipped: adding
-    0.0 changes nothing); there the branch-free form, crediting +0.0 off the path, measured 1.0-1.5x
-    slower. Inline stores with immediate deltas measured ~1.5x faster than a per-leaf table walk, at
-    the price of a second copy of the tree code. IR is written as text: llvmlite.ir objects cost ~10x
-    more Python time for thousands of tiny blocks. The walk is iterative: deep, unbalanced trees would
-    exceed Python's recursion limit.
+    The margin variant loops over the block's rows inside the tree (one call per tree and block; as fast
+    as a call per row on the SSE2 baseline, measured, and the vector build's driver calls both kinds of
+    tree alike), branches near the root, where a tree is wide, and evaluates each subtree of at most
+    SELECT_NODES splits without branches (`_select_lines`): the same leaf, faster than branching all
+    the way down (measured, one thread, 100k rows: the shipped limit model 1.8x, PD margin 1.5x;
+    synthetic models of 7-63 leaves 1.2-1.6x; subtrees of up to 3 splits gave less, of up to 15 the
+    same within noise). The contrib variant branches all the way and adds the split's delta to
+    contrib[feature] on entering each child, in path order like `forest._margin_contrib` (zero deltas
+    are skipped: adding 0.0 changes nothing); there the branch-free form, crediting +0.0 off the path,
+    measured 1.0-1.5x slower one row at a time (on vectors of rows it is faster: `_vector_tree_ir`).
+    Inline stores with immediate deltas measured ~1.5x faster than a per-leaf table walk, at the
+    price of a second copy of the tree code. IR is written as text: llvmlite.ir objects cost ~10x
+    more Python time for thousands of tiny blocks. The walk is iterative: deep, unbalanced trees
+    would exceed Python's recursion limit.
     """
-    params = "ptr noalias nocapture readonly %x" + (", ptr noalias nocapture %c" if contrib else "")
-    lines = [f"define i32 @{_tree_name(t, contrib)}({params}) noinline nounwind {{", "entry:"]
-    splits = _split_counts(forest, int(forest.roots[t]))
+    if not contrib:
+        return _margin_tree_ir(forest, t)
+    lines = [
+        f"define i32 @{_tree_name(t, True)}(ptr noalias nocapture readonly %x, ptr noalias nocapture %c) "
+        "noinline nounwind {",
+        "entry:",
+    ]
     stack: list[tuple[int, str, int, float]] = [(int(forest.roots[t]), "", 0, 0.0)]
     while stack:
         node, label, credit_feature, delta = stack.pop()
         if label:
             lines.append(f"{label}:")
-        if contrib and delta != 0.0:
-            lines += _credit_lines(f"%d{label}", credit_feature, _hex(delta))
+        if delta != 0.0:
+            lines += _credit_lines(f"%d{label}", credit_feature, _hex(delta), stride)
         if node < 0:
             lines.append(f"ret i32 {~node}")
-            continue
-        if not contrib and splits[node] <= SELECT_NODES:
-            lines += _select_lines(forest, node)
             continue
         f = int(forest.feature[node])
         v, load = _load_lines(forest, node)
@@ -229,6 +261,199 @@ def _tree_ir(forest: Forest, t: int, contrib: bool) -> str:
         stack.append((int(forest.left[node]), f"L{node}", f, float(forest.delta_left[node])))
     lines.append("}")
     return "\n".join(lines)
+
+
+def _margin_tree_ir(forest: Forest, t: int) -> str:
+    """`void @tree<t>(ptr X, i64 lo, i64 hi, ptr out)`: out[i] += leaf value of row i, for lo <= i < hi.
+
+    Every leaf (a `ret` in the contrib variant) branches to one accumulate block whose phi holds
+    the leaf index; the leaf values are a constant table of this tree's own.
+    """
+    first, count = _leaf_range(forest, t)
+    values = ", ".join(f"double {_hex(float(v))}" for v in forest.leaf_value[first : first + count])
+    table = f"@lv{t} = private unnamed_addr constant [{count} x double] [{values}]"
+    lines = [
+        table,
+        f"define void @{_tree_name(t, False)}(ptr noalias nocapture readonly %X, i64 %lo, i64 %hi, "
+        "ptr noalias nocapture %out) noinline nounwind {",
+        "entry:",
+        "  %any = icmp slt i64 %lo, %hi",
+        "  br i1 %any, label %row, label %done",
+        "row:",
+        "  %i = phi i64 [ %lo, %entry ], [ %i.next, %acc ]",
+        f"  %off = mul i64 %i, {forest.n_features}",
+        "  %x = getelementptr inbounds double, ptr %X, i64 %off",
+    ]
+    incoming: list[str] = []
+    splits = _split_counts(forest, int(forest.roots[t]))
+    stack: list[tuple[int, str]] = [(int(forest.roots[t]), "row")]
+    while stack:
+        node, label = stack.pop()
+        if label != "row":
+            lines.append(f"{label}:")
+        if node < 0:
+            incoming.append(f"[ {~node - first}, %{label} ]")
+        elif splits[node] <= SELECT_NODES:
+            lines += _select_lines(forest, node)
+            lines.append(f"%s{node}.r = sub i32 %s{node}, {first}")
+            incoming.append(f"[ %s{node}.r, %{label} ]")
+        else:
+            v, load = _load_lines(forest, node)
+            lines += load + _split_lines(forest, node, v, f"L{node}", f"R{node}")
+            stack.append((int(forest.right[node]), f"R{node}"))
+            stack.append((int(forest.left[node]), f"L{node}"))
+            continue
+        lines.append("br label %acc")
+    lines += [
+        "acc:",
+        f"  %leaf = phi i32 {', '.join(incoming)}",
+        "  %leaf64 = sext i32 %leaf to i64",
+        f"  %vp = getelementptr inbounds [{count} x double], ptr @lv{t}, i64 0, i64 %leaf64",
+        "  %value = load double, ptr %vp",
+        "  %op = getelementptr inbounds double, ptr %out, i64 %i",
+        "  %old = load double, ptr %op",
+        "  %new = fadd double %old, %value",
+        "  store double %new, ptr %op",
+        "  %i.next = add i64 %i, 1",
+        "  %more = icmp slt i64 %i.next, %hi",
+        "  br i1 %more, label %row, label %done",
+        "done:",
+        "  ret void",
+        "}",
+    ]
+    return "\n".join(lines)
+
+
+def _vector_tree_ir(forest: Forest, t: int, contrib: bool) -> str:
+    """`void @treev<t>(ptr T, i64 n, ptr acc)` (`@treecv<t>(..., ptr C)`): acc[r] += leaf value of row r (and
+    C[f * ROW_BLOCK + r] += the path's credits to feature f) for r < n, VECTOR_LANES rows at a time.
+
+    Every split's predicate on a vector of rows, then the leaf value picked by `select`s, so rows
+    never diverge. T is the block transposed (feature f of row r at T[f * ROW_BLOCK + r]), so a
+    feature of VECTOR_LANES rows is one load; its rows from n up to the next multiple of
+    VECTOR_LANES are zeros, and their lanes are computed and never read. Attribution: each split
+    credits its left or right delta to the lanes whose path runs through it and +0.0 to the others,
+    in pre-order, so a row gets its path's deltas in path order, as in the branchy kernel (which skips
+    zero deltas: x + 0.0 is x, and a credit sum is never -0.0), so the same bits.
+    """
+    lanes = VECTOR_LANES
+    d, mask = _ty("double", lanes), _ty("i1", lanes)
+    root = int(forest.roots[t])
+    extra = ", ptr noalias nocapture %C" if contrib else ""
+    lines = [
+        f"define void @{_vector_name(t, contrib)}(ptr noalias nocapture readonly %T, i64 %n, "
+        f"ptr noalias nocapture %acc{extra}) noinline nounwind {{",
+        "entry:",
+        "  %any = icmp sgt i64 %n, 0",
+        "  br i1 %any, label %row, label %done",
+        "row:",
+        "  %r = phi i64 [ 0, %entry ], [ %r.next, %row ]",
+    ]
+    nodes = _subtree(forest, root)
+    for node in nodes:
+        v = f"%v{node}"
+        lines += [
+            f"{v}.p = getelementptr inbounds double, ptr %T, i64 {int(forest.feature[node]) * ROW_BLOCK}",
+            f"{v}.q = getelementptr inbounds double, ptr {v}.p, i64 %r",
+            f"{v} = load {d}, ptr {v}.q, align 8",
+        ]
+        lines += _left_lines(forest, node, v, f"%k{node}", lanes)
+
+    def value(n: int) -> str:
+        return _const("double", _hex(float(forest.leaf_value[~n])), lanes) if n < 0 else f"%s{n}"
+
+    for n in reversed(nodes):  # children before parents
+        lines.append(
+            f"%s{n} = select {mask} %k{n}, {d} {value(int(forest.left[n]))}, {d} {value(int(forest.right[n]))}"
+        )
+    lines += [
+        "%ap = getelementptr inbounds double, ptr %acc, i64 %r",
+        f"%ao = load {d}, ptr %ap, align 8",
+        f"%an = fadd {d} %ao, {value(root)}",
+        f"store {d} %an, ptr %ap, align 8",
+    ]
+    if contrib:
+        lines += _vector_credit_lines(forest, nodes)
+    lines += [
+        f"%r.next = add i64 %r, {lanes}",
+        "%more = icmp slt i64 %r.next, %n",
+        "br i1 %more, label %row, label %done",
+        "done:",
+        "ret void",
+        "}",
+    ]
+    return "\n".join(lines)
+
+
+def _vector_credit_lines(forest: Forest, nodes: list[int]) -> list[str]:
+    """The attribution of `_vector_tree_ir`: per split (pre-order) the lanes' credits, added to C's feature rows."""
+    lanes = VECTOR_LANES
+    d, mask = _ty("double", lanes), _ty("i1", lanes)
+    lines: list[str] = []
+    path: dict[int, str | None] = {nodes[0]: None} if nodes else {}  # lanes whose path reaches the node (None: all)
+    total: dict[int, str] = {}  # feature -> its running credit sum
+
+    def delta(x: float) -> str:
+        return _const("double", _hex(x if x != 0.0 else 0.0), lanes)
+
+    for n in nodes:
+        on = path[n]
+        left, right = int(forest.left[n]), int(forest.right[n])
+        lines.append(f"%nk{n} = xor {mask} %k{n}, {_const('i1', 'true', lanes)}")
+        for child, side in ((left, f"%k{n}"), (right, f"%nk{n}")):
+            if child >= 0:
+                if on is None:
+                    path[child] = side
+                else:
+                    lines.append(f"%p{child} = and {mask} {on}, {side}")
+                    path[child] = f"%p{child}"
+        dl, dr = float(forest.delta_left[n]), float(forest.delta_right[n])
+        if dl == 0.0 and dr == 0.0:
+            continue
+        credit = f"%g{n}"
+        lines.append(f"{credit}.s = select {mask} %k{n}, {d} {delta(dl)}, {d} {delta(dr)}")
+        if on is None:
+            credit = f"{credit}.s"
+        else:
+            lines.append(f"{credit} = select {mask} {on}, {d} {credit}.s, {d} zeroinitializer")
+        f = int(forest.feature[n])
+        if f not in total:
+            lines += [
+                f"%c{f}.p = getelementptr inbounds double, ptr %C, i64 {f * ROW_BLOCK}",
+                f"%c{f}.q = getelementptr inbounds double, ptr %c{f}.p, i64 %r",
+                f"%c{f}.n{n}.in = load {d}, ptr %c{f}.q, align 8",
+            ]
+            total[f] = f"%c{f}.n{n}.in"
+        lines.append(f"%c{f}.n{n} = fadd {d} {total[f]}, {credit}")
+        total[f] = f"%c{f}.n{n}"
+    for f, name in total.items():
+        lines.append(f"store {d} {name}, ptr %c{f}.q, align 8")
+    return lines
+
+
+def _vector_name(t: int, contrib: bool) -> str:
+    return f"tree{'c' if contrib else ''}v{t}"
+
+
+def _vectorised(forest: Forest, t: int, contrib: bool) -> bool:
+    """Tree t runs on vectors of rows in a `vector` build: at most SELECT_NODES splits (margin kernel) or
+    VECTOR_CONTRIB_SPLITS (attribution kernel, where the branchy walk also stores a credit per split)."""
+    root = int(forest.roots[t])
+    return root < 0 or _split_counts(forest, root)[root] <= (VECTOR_CONTRIB_SPLITS if contrib else SELECT_NODES)
+
+
+def has_vector_trees(forest: Forest, contrib: bool) -> bool:
+    """A `vector` build would run some tree on vectors of rows (then CPU-level variants pay: `compile_blob`)."""
+    return any(_vectorised(forest, t, c) for c in {False, contrib} for t in range(len(forest.roots)))
+
+
+def _leaf_range(forest: Forest, t: int) -> tuple[int, int]:
+    """(first, count): the span of global leaf indices tree t uses (the builder numbers a tree's leaves together)."""
+    root = int(forest.roots[t])
+    nodes = _subtree(forest, root)
+    children = np.concatenate([forest.left[nodes], forest.right[nodes]]) if nodes else np.array([root])
+    leaves = ~children[children < 0]
+    return int(leaves.min()), int(leaves.max() - leaves.min() + 1)
 
 
 def _tree_name(t: int, contrib: bool) -> str:
@@ -252,7 +477,7 @@ def _loop(b: ir.IRBuilder, start: ir.Value, stop: ir.Value) -> Iterator[ir.Value
     b.position_at_end(end)
 
 
-def _emit_driver(module: ir.Module, forest: Forest, leaf_value: ir.GlobalVariable, contrib: bool) -> None:
+def _emit_driver(module: ir.Module, forest: Forest, leaf_value: ir.GlobalVariable, contrib: bool, vector: bool) -> None:
     """`void cf_margin(const double* X, int64 n, double* out)` or `cf_margin_contrib(..., double* contrib)`.
 
     Rows go in blocks of ROW_BLOCK; within a block tree t scores every row before tree t+1,
@@ -261,9 +486,11 @@ def _emit_driver(module: ir.Module, forest: Forest, leaf_value: ir.GlobalVariabl
     same operations in the same order as the numba kernels. `contrib` must arrive zeroed
     (np.zeros is calloc: free until touched).
     """
-    name = CONTRIB_SYMBOL if contrib else MARGIN_SYMBOL
-    trees = [module.get_global(_tree_name(t, contrib)) for t in range(len(forest.roots))]
-    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [_DPTR, _I64, _DPTR] + [_DPTR] * contrib), name=name)
+    if vector or not contrib:
+        _emit_blocked_driver(module, forest, leaf_value, contrib, vector)
+        return
+    trees = [module.get_global(_tree_name(t, True)) for t in range(len(forest.roots))]
+    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [_DPTR, _I64, _DPTR, _DPTR]), name=CONTRIB_SYMBOL)
     fn.attributes.add("nounwind")
     X, n, out = fn.args[:3]
     nf, zero, block = ir.Constant(_I64, forest.n_features), ir.Constant(_I64, 0), ir.Constant(_I64, ROW_BLOCK)
@@ -276,11 +503,83 @@ def _emit_driver(module: ir.Module, forest: Forest, leaf_value: ir.GlobalVariabl
         for tree in trees:
             with _loop(b, lo, hi) as i:
                 offset = b.mul(i, nf)
-                args = [b.gep(X, [offset], inbounds=True)] + [b.gep(fn.args[-1], [offset], inbounds=True)] * contrib
+                args = [b.gep(X, [offset], inbounds=True), b.gep(fn.args[-1], [offset], inbounds=True)]
                 leaf = b.sext(b.call(tree, args), _I64)
                 value = b.load(b.gep(leaf_value, [zero, leaf], inbounds=True))
                 ptr = b.gep(out, [i], inbounds=True)
                 b.store(b.fadd(b.load(ptr), value), ptr)
+        if forest.scale != 1.0:
+            _emit_scale(b, fn, forest, lo, hi, contrib)
+    b.ret_void()
+
+
+def _emit_blocked_driver(
+    module: ir.Module, forest: Forest, leaf_value: ir.GlobalVariable, contrib: bool, vector: bool
+) -> None:
+    """The margin kernel, and the attribution kernel of a `vector` build: a block's sums on the stack.
+
+    A block's margins add up in `acc`, tree by tree (a margin tree loops over the block's rows
+    itself); with `vector`, trees `_vectorised` run on VECTOR_LANES rows at a time from the block
+    transposed into `T`, and the attribution adds up in `C`, transposed the same way (the other
+    trees credit it with stride ROW_BLOCK), copied to `contrib` after the block. Each row sums leaf
+    values in tree order from 0.0, then `scale`, and gets its credits in tree and path order: the
+    same operations in the same order as the numba kernels, so the same bits.
+    """
+    n_trees = len(forest.roots)
+    vec = [vector and _vectorised(forest, t, contrib) for t in range(n_trees)]
+    trees = [module.get_global(_vector_name(t, contrib) if vec[t] else _tree_name(t, contrib)) for t in range(n_trees)]
+    name = CONTRIB_SYMBOL if contrib else MARGIN_SYMBOL
+    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [_DPTR, _I64, _DPTR] + [_DPTR] * contrib), name=name)
+    fn.attributes.add("nounwind")
+    X, n, out = fn.args[:3]
+    nf, zero, block = ir.Constant(_I64, forest.n_features), ir.Constant(_I64, 0), ir.Constant(_I64, ROW_BLOCK)
+    b = ir.IRBuilder(fn.append_basic_block())
+
+    def stack_array(size: int) -> ir.Value:
+        array = b.alloca(ir.ArrayType(_DOUBLE, size))
+        array.align = 64
+        return b.bitcast(array, _DPTR)
+
+    acc = stack_array(ROW_BLOCK)
+    T = stack_array(forest.n_features * ROW_BLOCK) if any(vec) else None
+    C = stack_array(forest.n_features * ROW_BLOCK) if contrib else None
+    with _loop(b, zero, b.sdiv(b.add(n, ir.Constant(_I64, ROW_BLOCK - 1)), block)) as blk:
+        lo = b.mul(blk, block)
+        hi = b.select(b.icmp_signed("<", b.add(lo, block), n), b.add(lo, block), n)
+        rows = b.sub(hi, lo)
+        Xb = b.gep(X, [b.mul(lo, nf)], inbounds=True)
+        if T is not None:
+            with _loop(b, zero, block) as r:  # T[f * ROW_BLOCK + r] = X[lo + r, f]; rows past the block's end: 0.0
+                inside = b.icmp_signed("<", r, rows)
+                with _loop(b, zero, nf) as f:
+                    src = b.select(inside, b.gep(Xb, [b.add(b.mul(r, nf), f)], inbounds=True), Xb)
+                    value = b.select(inside, b.load(src), ir.Constant(_DOUBLE, 0.0))
+                    b.store(value, b.gep(T, [b.add(b.mul(f, block), r)], inbounds=True))
+        with _loop(b, zero, block) as r:
+            b.store(ir.Constant(_DOUBLE, 0.0), b.gep(acc, [r], inbounds=True))
+        if C is not None:
+            with _loop(b, zero, ir.Constant(_I64, forest.n_features * ROW_BLOCK)) as j:
+                b.store(ir.Constant(_DOUBLE, 0.0), b.gep(C, [j], inbounds=True))
+        for t, tree in enumerate(trees):
+            if vec[t]:
+                b.call(tree, [T, rows, acc] + [C] * contrib)
+            elif not contrib:
+                b.call(tree, [Xb, zero, rows, acc])
+            else:
+                with _loop(b, zero, rows) as r:
+                    cr = b.gep(C if vector else fn.args[3], [r if vector else b.mul(b.add(lo, r), nf)], inbounds=True)
+                    leaf = b.sext(b.call(tree, [b.gep(Xb, [b.mul(r, nf)], inbounds=True), cr]), _I64)
+                    value = b.load(b.gep(leaf_value, [zero, leaf], inbounds=True))
+                    ptr = b.gep(acc, [r], inbounds=True)
+                    b.store(b.fadd(b.load(ptr), value), ptr)
+        with _loop(b, zero, rows) as r:
+            b.store(b.load(b.gep(acc, [r], inbounds=True)), b.gep(out, [b.add(lo, r)], inbounds=True))
+        if C is not None:
+            with _loop(b, zero, rows) as r:
+                row = b.mul(b.add(lo, r), nf)
+                with _loop(b, zero, nf) as f:
+                    value = b.load(b.gep(C, [b.add(b.mul(f, block), r)], inbounds=True))
+                    b.store(value, b.gep(fn.args[3], [b.add(row, f)], inbounds=True))
         if forest.scale != 1.0:
             _emit_scale(b, fn, forest, lo, hi, contrib)
     b.ret_void()
@@ -299,13 +598,22 @@ def _emit_scale(b: ir.IRBuilder, fn: ir.Function, forest: Forest, lo: ir.Value, 
                 b.store(b.fmul(b.load(cptr), scale), cptr)
 
 
-def generate_ir(forest: Forest, contrib: bool = True) -> tuple[str, str]:
+def generate_ir(forest: Forest, contrib: bool = True, vector: bool = False) -> tuple[str, str]:
     """LLVM IR text of (the tree functions, the drivers built with llvmlite.ir that call them).
 
+    `vector`: small trees run on vectors of rows (`_vector_tree_ir`); only worth it for a CPU with
+    wide vectors (AVX2 and up: `compiled.X86_LEVELS`), the same bits either way.
     Two modules because the drivers only declare the trees; `_build_module` links them into one.
     """
     kernels = [False, True] if contrib else [False]
-    trees = "\n".join(_tree_ir(forest, t, c) for c in kernels for t in range(len(forest.roots)))
+    stride = ROW_BLOCK if vector else 1  # a vector build's attribution kernel credits a transposed block
+    trees = "\n".join(
+        _vector_tree_ir(forest, t, c)
+        if vector and _vectorised(forest, t, c)
+        else (_tree_ir(forest, t, True, stride) if c else _margin_tree_ir(forest, t))
+        for c in kernels
+        for t in range(len(forest.roots))
+    )
     module = ir.Module(name="forest_drivers")
     values = np.asarray(forest.leaf_value, dtype=np.float64)
     leaf_value = ir.GlobalVariable(module, ir.ArrayType(_DOUBLE, max(len(values), 1)), "leaf_value")
@@ -313,6 +621,15 @@ def generate_ir(forest: Forest, contrib: bool = True) -> tuple[str, str]:
     leaf_value.global_constant, leaf_value.linkage = True, "private"
     for c in kernels:
         for t in range(len(forest.roots)):  # declarations; the definitions are in `trees`
-            ir.Function(module, ir.FunctionType(_I32, [_DPTR] * (1 + c)), _tree_name(t, c))
-        _emit_driver(module, forest, leaf_value, c)
-    return "declare double @llvm.fabs.f64(double)\n" + trees, str(module)
+            if vector and _vectorised(forest, t, c):
+                ir.Function(
+                    module, ir.FunctionType(ir.VoidType(), [_DPTR, _I64, _DPTR] + [_DPTR] * c), _vector_name(t, c)
+                )
+            elif c:
+                ir.Function(module, ir.FunctionType(_I32, [_DPTR, _DPTR]), _tree_name(t, True))
+            else:
+                ir.Function(module, ir.FunctionType(ir.VoidType(), [_DPTR, _I64, _I64, _DPTR]), _tree_name(t, False))
+        _emit_driver(module, forest, leaf_value, c, vector)
+    wide = _ty("double", VECTOR_LANES)
+    intrinsics = f"declare double @llvm.fabs.f64(double)\ndeclare {wide} @llvm.fabs.v{VECTOR_LANES}f64({wide})\n"
+    return intrinsics + trees, str(module)

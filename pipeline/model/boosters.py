@@ -123,30 +123,35 @@ class _Forests:
 
     def compile(self, contrib: bool) -> dict:
         """Build the native blob (seconds; at registration). A failure ships without it: the numba path stays."""
-        from pipeline.decision.compiled import CompiledForest
+        from pipeline.decision.compiled import compile_blob
 
         self._engine = None
         try:
-            compiled = CompiledForest.compile(self.forest, contrib=contrib)
+            self.compiled_blob, infos, cpus = compile_blob(self.forest, contrib=contrib)
         except Exception as exc:  # noqa: BLE001 - a compile failure must not stop registration
             log.warning("%s: compiling the forest failed, it will score with numba: %s", type(self).__name__, exc)
             self.compiled_blob = None
             return {"compiled": False, "error": str(exc)[:300]}
-        self.compiled_blob = compiled.to_bytes()
-        compiled.close()
-        info = compiled.compile_info
-        seconds = (info.seconds_ir + info.seconds_codegen) if info else float("nan")
-        return {"compiled": True, "contrib": contrib, "bytes": len(self.compiled_blob), "seconds": round(seconds, 2)}
+        seconds = sum(info.seconds_ir + info.seconds_codegen for info in infos)
+        return {
+            "compiled": True,
+            "contrib": contrib,
+            "cpus": cpus,
+            "bytes": len(self.compiled_blob),
+            "seconds": round(seconds, 2),
+        }
 
     def engine(self, compiled: bool = True):
         """What scores here: the compiled forest when a blob exists, `compiled` is on and it loads; else numba."""
         if not compiled or self.compiled_blob is None:
             return self.forest
         if self._engine is None:
-            from pipeline.decision.compiled import load_or_fallback
+            from pipeline.decision.compiled import CompiledForest, load_or_fallback
 
             engine = load_or_fallback(self.compiled_blob, self.forest)
-            kind = "numba (compiled blob unusable here)" if engine is self.forest else "compiled (LLVM)"
+            kind = "numba (compiled blob unusable here)"
+            if isinstance(engine, CompiledForest):
+                kind = f"compiled ({engine.header['cpu']})"
             log.info("%s scores with the %s forest", type(self).__name__, kind)
             self._engine = engine
         return self._engine
