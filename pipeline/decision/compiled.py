@@ -15,8 +15,8 @@ plus that object (zlib), sealed by a SHA-256 of both. Where small trees can run 
 (`compiled_ir._vector_tree_ir`: 1.6-1.9x faster with AVX2, 4x with AVX-512, nothing on the SSE2
 baseline), the shipped blob is a bundle: one such blob per x86-64 level (`X86_LEVELS`), then the
 portable one; `load` checks every seal and links the first its CPU can run (`compile_blob`).
-At scoring time `CompiledForest.load` links the object into an in-process MCJIT engine (llvmlite, which numba already depends on): no C
-compiler, no temp files, milliseconds. Anything unexpected (corrupted bytes, another
+At scoring time `CompiledForest.load` links the object into an in-process MCJIT engine (llvmlite,
+which numba already depends on): no C compiler, no temp files, milliseconds. Anything unexpected (corrupted bytes, another
 architecture, a CPU lacking the recorded features, a forest mismatch, an LLVM error) makes
 `load` return None with the reason logged, and the caller keeps the numba `Forest`.
 
