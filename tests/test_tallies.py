@@ -230,3 +230,33 @@ def test_repeated_ids_match_a_set_even_when_every_hash_collides(chunks):
     assert run_chunks(chunks, id_hashes) == expected
     assert run_chunks(chunks, lambda ids: id_hashes(ids) & np.uint64(3)) == expected  # four hash values
     assert run_chunks(chunks, lambda ids: np.zeros(len(ids), np.uint64)) == expected  # one hash value
+
+
+def _reference_hash(text: str) -> int:
+    """id_hashes by its definition, in plain Python integers: splitmix64's finaliser over the length, then over
+    each little-endian 8-byte word of the UTF-8 bytes (the last one zero-padded)."""
+    mask = (1 << 64) - 1
+
+    def mix(h: int) -> int:
+        h ^= h >> 30
+        h = (h * 0xBF58476D1CE4E5B9) & mask
+        h ^= h >> 27
+        h = (h * 0x94D049BB133111EB) & mask
+        return h ^ (h >> 31)
+
+    data = text.encode()
+    h = mix(len(data) ^ 0x243F6A8885A308D3)
+    for k in range(0, len(data), 8):
+        word = int.from_bytes(data[k : k + 8], "little")
+        h = mix(((h ^ word) * 0x9E3779B97F4A7C15) & mask)
+    return h
+
+
+def test_id_hashes_follow_their_definition_on_every_length_and_slices():
+    """Lengths 0-40 (every tail length), multi-byte UTF-8, nulls' neighbours and a sliced array (offsets not at 0)."""
+    ids = ["", "é", "ab", *("x" * n for n in range(3, 41)), "Ω≈ç√∫˜µ≤", "A000000000009100", "cust-42-ÿ"]
+    expected = [_reference_hash(i) for i in ids]
+    assert id_hashes(pa.array(ids, pa.string())).tolist() == expected
+    assert id_hashes(pa.array(ids, pa.large_string())).tolist() == expected
+    assert id_hashes(pa.array(["pad", *ids], pa.string()).slice(1)).tolist() == expected
+    assert id_hashes(pa.array([], pa.string())).dtype == np.uint64
