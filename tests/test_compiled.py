@@ -138,13 +138,13 @@ def _assert_same_bits(a: CompiledForest, b: CompiledForest | Forest, X: np.ndarr
     ],
 )
 def test_vector_build_scores_the_same_bits(params, vectorised):
-    """Vectorised trees (margin: <= SELECT_NODES splits; attribution: <= VECTOR_CONTRIB_SPLITS, bigger ones branch
-    and credit the transposed block) give the portable build's and the numba Forest's bits, on hostile rows and
+    """Vectorised trees (<= VECTOR_SPLITS splits; bigger ones branch, and in the attribution kernel credit the
+    transposed block) give the portable build's and the numba Forest's bits, on hostile rows and
     on row counts that are no multiple of the vector or the block."""
     booster = _train(params)
     forest = Forest.from_booster(booster)
     vector = _vector_build(forest)
-    assert vector.header["vector"] and compiled_ir.has_vector_trees(forest, True) == vectorised
+    assert vector.header["vector"] and compiled_ir.has_vector_trees(forest) == vectorised
     X = _probe(forest)
     _assert_matches(booster, vector, X)
     _assert_same_bits(vector, forest, X)
@@ -161,8 +161,8 @@ def test_vector_build_mixes_vector_and_branchy_attribution_trees(monkeypatch):
     params = {"objective": "binary", "num_leaves": 4, "verbose": -1, "num_threads": 2, "deterministic": True}
     booster = lgb.train(params, lgb.Dataset(X, y, categorical_feature=[CAT]), 10, init_model=big)
     forest = Forest.from_booster(booster)
-    monkeypatch.setattr(compiled_ir, "VECTOR_CONTRIB_SPLITS", 3)
-    kinds = {compiled_ir._vectorised(forest, t, True) for t in range(len(forest.roots))}
+    monkeypatch.setattr(compiled_ir, "VECTOR_SPLITS", 3)
+    kinds = {compiled_ir._vectorised(forest, t) for t in range(len(forest.roots))}
     assert kinds == {True, False}
     _assert_same_bits(_vector_build(forest), forest, _probe(forest))
 

@@ -30,8 +30,8 @@ from pipeline.decision.compiled import (
     MARGIN_SYMBOL,
     ROW_BLOCK,
     SELECT_NODES,
-    VECTOR_CONTRIB_SPLITS,
     VECTOR_LANES,
+    VECTOR_SPLITS,
 )
 from pipeline.decision.forest import CATEGORICAL, DEFAULT_LEFT, K_ZERO, Forest
 
@@ -435,16 +435,15 @@ def _vector_name(t: int, contrib: bool) -> str:
     return f"tree{'c' if contrib else ''}v{t}"
 
 
-def _vectorised(forest: Forest, t: int, contrib: bool) -> bool:
-    """Tree t runs on vectors of rows in a `vector` build: at most SELECT_NODES splits (margin kernel) or
-    VECTOR_CONTRIB_SPLITS (attribution kernel, where the branchy walk also stores a credit per split)."""
+def _vectorised(forest: Forest, t: int) -> bool:
+    """Tree t runs on vectors of rows in a `vector` build (both kernels): it has at most VECTOR_SPLITS splits."""
     root = int(forest.roots[t])
-    return root < 0 or _split_counts(forest, root)[root] <= (VECTOR_CONTRIB_SPLITS if contrib else SELECT_NODES)
+    return root < 0 or _split_counts(forest, root)[root] <= VECTOR_SPLITS
 
 
-def has_vector_trees(forest: Forest, contrib: bool) -> bool:
+def has_vector_trees(forest: Forest) -> bool:
     """A `vector` build would run some tree on vectors of rows (then CPU-level variants pay: `compile_blob`)."""
-    return any(_vectorised(forest, t, c) for c in {False, contrib} for t in range(len(forest.roots)))
+    return any(_vectorised(forest, t) for t in range(len(forest.roots)))
 
 
 def _leaf_range(forest: Forest, t: int) -> tuple[int, int]:
@@ -526,7 +525,7 @@ def _emit_blocked_driver(
     same operations in the same order as the numba kernels, so the same bits.
     """
     n_trees = len(forest.roots)
-    vec = [vector and _vectorised(forest, t, contrib) for t in range(n_trees)]
+    vec = [vector and _vectorised(forest, t) for t in range(n_trees)]
     trees = [module.get_global(_vector_name(t, contrib) if vec[t] else _tree_name(t, contrib)) for t in range(n_trees)]
     name = CONTRIB_SYMBOL if contrib else MARGIN_SYMBOL
     fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [_DPTR, _I64, _DPTR] + [_DPTR] * contrib), name=name)
@@ -609,7 +608,7 @@ def generate_ir(forest: Forest, contrib: bool = True, vector: bool = False) -> t
     stride = ROW_BLOCK if vector else 1  # a vector build's attribution kernel credits a transposed block
     trees = "\n".join(
         _vector_tree_ir(forest, t, c)
-        if vector and _vectorised(forest, t, c)
+        if vector and _vectorised(forest, t)
         else (_tree_ir(forest, t, True, stride) if c else _margin_tree_ir(forest, t))
         for c in kernels
         for t in range(len(forest.roots))
@@ -621,7 +620,7 @@ def generate_ir(forest: Forest, contrib: bool = True, vector: bool = False) -> t
     leaf_value.global_constant, leaf_value.linkage = True, "private"
     for c in kernels:
         for t in range(len(forest.roots)):  # declarations; the definitions are in `trees`
-            if vector and _vectorised(forest, t, c):
+            if vector and _vectorised(forest, t):
                 ir.Function(
                     module, ir.FunctionType(ir.VoidType(), [_DPTR, _I64, _DPTR] + [_DPTR] * c), _vector_name(t, c)
                 )
