@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.config import ScoringConfig
+from pipeline.decision.compiled import CompiledForest, split_bundle
 from pipeline.decision.scorecard import pd_to_score, score_to_grade_index
 from pipeline.decision.treeshap import shap_forest, shap_values
 from pipeline.model.boosters import threads
@@ -47,10 +48,25 @@ def variant(scorer, exact_reasons: str, compiled: bool = True):
     return other
 
 
+def portable(scorer):
+    """A copy whose compiled forests keep only the portable (baseline ISA) object, as a CPU without AVX2 loads;
+    None when no blob holds more than that object."""
+    models = {name: getattr(scorer, name) for name in ("pd_model", "limit_model")}
+    if not any(m is not None and m.compiled_blob and len(split_bundle(m.compiled_blob)) > 1 for m in models.values()):
+        return None
+    other = copy.copy(scorer)
+    for name, model in models.items():
+        if model is not None and model.compiled_blob:
+            clone = copy.copy(model)
+            clone.compiled_blob, clone._engine = split_bundle(model.compiled_blob)[-1], None
+            setattr(other, name, clone)
+    return other
+
+
 def job_vs_predict(scorer, input_path: Path, tmp: Path, repeats: int) -> dict:
     """score_file (a worker per core, the default) with path reasons for every row and with the default (exact
-    for adverse rows), and with one process, against bare Booster.predict (a thread per core) on the same rows'
-    matrix, interleaved."""
+    for adverse rows), with one process, and with the portable compiled objects only, against bare
+    Booster.predict (a thread per core) on the same rows' matrix, interleaved."""
     from pipeline.batch.job import score_file
     from pipeline.batch.workers import available_cores
     from pipeline.data.io import read_parquet
@@ -61,8 +77,8 @@ def job_vs_predict(scorer, input_path: Path, tmp: Path, repeats: int) -> dict:
     booster = scorer.pd_model.booster
     out = tmp / "speed_out.parquet"
 
-    def job(mode: str, workers: int | None = None) -> Callable[[], object]:
-        s = variant(scorer, mode)
+    def job(mode: str, workers: int | None = None, base=scorer) -> Callable[[], object]:
+        s = variant(base, mode)
         return lambda: score_file("bench", input_path, out, scorer=s, progress=False, workers=workers)
 
     runs = {
@@ -71,6 +87,9 @@ def job_vs_predict(scorer, input_path: Path, tmp: Path, repeats: int) -> dict:
         "job_default": job("adverse"),
         "job_path_reasons_one_process": job("none", 1),
     }
+    baseline = portable(scorer)
+    if baseline is not None:
+        runs["job_path_reasons_portable"] = job("none", base=baseline)
     runs["predict"]()
     runs["job_default"]()  # warm: links the compiled forests, builds the TreeSHAP tables, numba cache
     secs = medians(runs, repeats)
@@ -81,6 +100,8 @@ def job_vs_predict(scorer, input_path: Path, tmp: Path, repeats: int) -> dict:
     res["ratio_default"] = res["job_default_rows_per_s"] / res["predict_rows_per_s"]
     res["ratio_path_reasons_one_process"] = res["job_path_reasons_one_process_rows_per_s"] / res["predict_rows_per_s"]
     res["exact_share_of_default_job"] = 1 - secs["job_path_reasons"] / secs["job_default"]
+    if baseline is not None:
+        res["ratio_path_reasons_portable"] = res["job_path_reasons_portable_rows_per_s"] / res["predict_rows_per_s"]
     out.unlink(missing_ok=True)
     return res
 
@@ -186,37 +207,57 @@ def exact_vs_pred_contrib(model, X: np.ndarray, repeats: int) -> dict:
     }
 
 
+def _levels(model) -> dict[str, CompiledForest]:
+    """Each object of the model's compiled blob that this CPU can run (by CPU level), linked on its own."""
+    out = {}
+    for blob in split_bundle(model.compiled_blob) if model.compiled_blob else []:
+        engine = CompiledForest.load(blob, forest=model.forest)
+        if engine is not None:
+            out[engine.header["cpu"]] = engine
+    return out
+
+
 def forests(scorer, X: np.ndarray, repeats: int) -> dict:
-    """Compiled vs numba vs Booster.predict, for the PD forest (margin and margin + attribution) and the limit's."""
+    """Each compiled object (per CPU level) vs numba vs Booster.predict, for the PD forest (margin and margin +
+    attribution) and the limit's; the job itself links the first level this CPU can run."""
     pd_model, limit = scorer.pd_model, scorer.limit_model
     runs: dict[str, Callable[[], object]] = {
         "pd_booster_predict": lambda: pd_model.booster.predict(X, raw_score=True, num_threads=threads()),
         "pd_numba_margin": lambda: pd_model.forest.margin(X),
-        "pd_compiled_margin": lambda: pd_model.engine().margin(X),
         "pd_numba_margin_contrib": lambda: pd_model.forest.margin_and_contrib(X),
-        "pd_compiled_margin_contrib": lambda: pd_model.engine().margin_and_contrib(X),
     }
+    levels = {"pd": _levels(pd_model)}
+    for cpu, engine in levels["pd"].items():
+        runs[f"pd_margin@{cpu}"] = lambda e=engine: e.margin(X)
+        runs[f"pd_margin_contrib@{cpu}"] = lambda e=engine: e.margin_and_contrib(X)
     if limit is not None:
         XL = np.ascontiguousarray(X[:, [scorer.feature_names.index(n) for n in limit.names]])
         runs.update(
             {
                 "limit_booster_predict": lambda: limit.booster.predict(XL, raw_score=True, num_threads=threads()),
                 "limit_numba_margin": lambda: limit.forest.margin(XL),
-                "limit_compiled_margin": lambda: limit.engine().margin(XL),
             }
         )
+        levels["limit"] = _levels(limit)
+        for cpu, engine in levels["limit"].items():
+            runs[f"limit_margin@{cpu}"] = lambda e=engine: e.margin(XL)
     for fn in runs.values():
         fn()
     out: dict = {k: len(X) / v for k, v in medians(runs, repeats).items()}
     out["rows"] = len(X)
     out["pd_trees"] = pd_model.booster.num_trees()
-    out["engines"] = {"pd": type(pd_model.engine()).__name__}
+    out["levels"] = {name: list(found) for name, found in levels.items()}
+    out["engines"] = {"pd": _engine_name(pd_model.engine())}
     if limit is not None:
         out["limit_trees"] = limit.booster.num_trees()
         out["limit_num_leaves"] = (limit.report or {}).get("chosen_num_leaves")
-        out["engines"]["limit"] = type(limit.engine()).__name__
+        out["engines"]["limit"] = _engine_name(limit.engine())
     out["compile"] = scorer.meta.get("compiled")
     return out
+
+
+def _engine_name(engine) -> str:
+    return f"compiled {engine.header['cpu']}" if isinstance(engine, CompiledForest) else "numba"
 
 
 def measure(name: str, scorer, input_path: Path, tmp: Path, quick: bool, job_input: Path | None = None) -> dict:
@@ -261,6 +302,14 @@ def report_lines(speed: dict) -> list[str]:
             f"{j['job_path_reasons_rows_per_s']:,.0f} | **{j['ratio_path_reasons']:.2f}x** |",
             f"| the same in one process (`--workers 1`) | {j.get('job_path_reasons_one_process_rows_per_s', 0):,.0f} | "
             f"{j.get('ratio_path_reasons_one_process', 0):.2f}x |",
+            *(
+                [
+                    "| the same with the portable compiled objects only (a CPU without AVX2) | "
+                    f"{j['job_path_reasons_portable_rows_per_s']:,.0f} | {j['ratio_path_reasons_portable']:.2f}x |"
+                ]
+                if "ratio_path_reasons_portable" in j
+                else []
+            ),
             f"| job, default (exact TreeSHAP reasons for the {b['adverse_share']:.0%} adverse rows) | "
             f"{j['job_default_rows_per_s']:,.0f} | {j['ratio_default']:.2f}x |",
             "",
@@ -301,19 +350,29 @@ def report_lines(speed: dict) -> list[str]:
             f"**{e['speedup']:.1f}x** (max |diff| {e['max_abs_error']:.1e}, same top-4 on {e['top4_equal_rows']:.1%} "
             f"of rows; tables built in {e['tables_build_s']:.2f} s once per process).",
             "",
-            f"Forests on {f['rows']:,} rows (rows/s, medians; engines {f['engines']}):",
+            f"Forests on {f['rows']:,} rows (rows/s, medians; one thread per core; the compiled objects by CPU "
+            f"level, each linked on its own; the job links the first its CPU can run: {f['engines']}):",
             "",
-            "| forest | `Booster.predict` | numba | compiled |",
-            "|---|---:|---:|---:|",
-            f"| PD margin | {f['pd_booster_predict']:,.0f} | {f['pd_numba_margin']:,.0f} | "
-            f"{f['pd_compiled_margin']:,.0f} |",
-            f"| PD margin + attribution | | {f['pd_numba_margin_contrib']:,.0f} | "
-            f"{f['pd_compiled_margin_contrib']:,.0f} |",
+            *_forest_table(f),
         ]
-        if "limit_booster_predict" in f:
-            lines.append(
-                f"| limit margin | {f['limit_booster_predict']:,.0f} | {f['limit_numba_margin']:,.0f} | "
-                f"{f['limit_compiled_margin']:,.0f} |"
-            )
         lines += ["", f"Compile at registration: {f['compile']}.", ""]
+    return lines
+
+
+def _forest_table(f: dict) -> list[str]:
+    """The forests' rows/s: Booster.predict, numba, then each compiled CPU level (best first); '-' where a model's
+    blob has no object for a level (no tree small enough to run on vectors: the portable object serves)."""
+    cpus = list(dict.fromkeys(cpu for found in f.get("levels", {}).values() for cpu in found))
+    lines = [
+        "| forest | `Booster.predict` | numba | " + " | ".join(f"compiled {c}" for c in cpus) + " |",
+        "|---|---:|---:|" + "---:|" * len(cpus),
+    ]
+    rows = [("PD margin", "pd_booster_predict", "pd_numba_margin", "pd_margin")]
+    rows.append(("PD margin + attribution", None, "pd_numba_margin_contrib", "pd_margin_contrib"))
+    if "limit_booster_predict" in f:
+        rows.append(("limit margin", "limit_booster_predict", "limit_numba_margin", "limit_margin"))
+    for label, bare, numba, key in rows:
+        cells = [f"{f[bare]:,.0f}" if bare else "", f"{f[numba]:,.0f}"]
+        cells += [f"{f[f'{key}@{c}']:,.0f}" if f"{key}@{c}" in f else "-" for c in cpus]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return lines

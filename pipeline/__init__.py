@@ -1,6 +1,6 @@
 """Credit assessment pipeline: affordability features, PD and limit models, policy, registry, scoring."""
 
-__version__ = "0.3.4"
+__version__ = "0.3.5"
 
 import warnings
 

@@ -181,7 +181,7 @@ def test_compile_blob_ships_cpu_levels_and_loads_the_best_runnable():
         assert cpus == [cmod.GENERIC_CPU] and blob.startswith(cmod.MAGIC)
         return
     assert cpus == [*cmod.X86_LEVELS, "x86-64"] and len(infos) == 3
-    variants = cmod._variants(blob)
+    variants = cmod.split_bundle(blob)
     have = {f[1:] for f in cmod.llvm.get_host_cpu_features().flatten().split(",") if f.startswith("+")}
     runnable = [cpu for cpu, names in cmod.X86_LEVELS.items() if set(names.split()) <= have] + ["x86-64"]
     assert loaded.header["cpu"] == runnable[0]

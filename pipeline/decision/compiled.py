@@ -156,7 +156,7 @@ def _bundle(blobs: list[bytes]) -> bytes:
     return b"".join(parts)
 
 
-def _variants(blob: bytes) -> list[bytes]:
+def split_bundle(blob: bytes) -> list[bytes]:
     """The blobs in a bundle, in order (a plain blob: itself), or ValueError if the framing is broken."""
     blob = bytes(blob)
     if not blob.startswith(BUNDLE_MAGIC):
@@ -292,7 +292,7 @@ class CompiledForest:
             return None
         problems: list[str] = []
         try:
-            sealed = [_unseal(variant) for variant in _variants(blob)]  # every seal checked: any damage refuses all
+            sealed = [_unseal(variant) for variant in split_bundle(blob)]  # every seal checked: any damage refuses all
             for header, packed in sealed:  # best first: the first this CPU can run
                 if header.get("format") != FORMAT:
                     raise ValueError(f"blob format {header.get('format')}, this code reads {FORMAT}")
