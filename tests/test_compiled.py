@@ -167,6 +167,25 @@ def test_vector_build_mixes_vector_and_branchy_attribution_trees(monkeypatch):
     _assert_same_bits(_vector_build(forest), forest, _probe(forest))
 
 
+def test_wide_models_keep_the_vector_blocks_within_the_stack_budget():
+    """300 features: blocks of 8 rows (2 x 8 x 300 x 8 bytes = 38 KB of transposed rows and credits), the same
+    bits; 600 features: not even 8 rows fit STACK_BUDGET, so no CPU-level objects are built."""
+    rng = np.random.default_rng(3)
+    for n_features, fits in ((300, True), (600, False)):
+        X = rng.normal(size=(3000, n_features))
+        X[rng.random(X.shape) < 0.05] = np.nan
+        y = (np.nansum(X[:, :4], axis=1) + rng.logistic(size=3000) > 0).astype(float)
+        params = {"objective": "binary", "num_leaves": 7, "verbose": -1, "num_threads": 2, "deterministic": True}
+        forest = Forest.from_booster(lgb.train(params, lgb.Dataset(X, y), 5))
+        assert compiled_ir.has_vector_trees(forest) is fits
+        if fits:
+            assert compiled_ir.block_rows(forest, vector=True) == 8 and compiled_ir.block_rows(forest, False) == 64
+            assert 2 * 8 * n_features * compiled_ir.block_rows(forest, vector=True) <= cmod.STACK_BUDGET
+            _assert_same_bits(_vector_build(forest), forest, X[:77])
+        else:
+            assert compile_blob(forest, contrib=False, opt=0)[2] == [cmod.GENERIC_CPU]
+
+
 def test_compile_blob_ships_cpu_levels_and_loads_the_best_runnable():
     """x86-64 and small trees: one object per X86_LEVELS level before the portable one; a CPU lacking a level's
     features loads the next; a broken bundle frame falls back to numba."""

@@ -12,6 +12,7 @@ ALLOWED = {
         "FORMAT": "version of the compiled-forest blob format",
         "ROW_BLOCK": "rows per block inside the native kernel (a cache-size choice, not a policy)",
         "SELECT_NODES": "subtree size evaluated without branches (a code-generation choice, measured, not policy)",
+        "STACK_BUDGET": "stack bytes a vector build's kernel may use (a safety bound for thread stacks, not policy)",
         "VECTOR_SPLITS": "tree size run on vectors of rows (a code-generation choice, measured, not policy)",
         "VECTOR_LANES": "rows per vector in the vectorised trees (a CPU-width choice, measured, not policy)",
         "MIN_ROWS_PER_TASK": "below this a call is not split across threads (overhead, not policy)",

@@ -61,6 +61,9 @@ MIN_ROWS_PER_TASK = 8192  # below this a thread hand-off costs more than it save
 # Used only by the IR generator (compiled_ir), which imports them; defined here, where tests/test_settings.py
 # documents them.
 ROW_BLOCK = 64  # rows per tree sweep: a tree's code stays hot in L1i while it scores a block
+STACK_BUDGET = (
+    64 * 1024
+)  # bytes of transposed rows and credits a vector build keeps on the stack (compiled_ir.block_rows)
 SELECT_NODES = 7  # subtrees with at most this many splits are evaluated without branches (measured, compiled_ir)
 # Trees of at most this many splits run on vectors of rows in a vector build (compiled_ir._vectorised; 31-leaf
 # trees: margin 1.7x (AVX2) / 2.8x (AVX-512), attribution 1.9x / 4.2x faster; 63-leaf attribution: AVX2 1.7x slower)

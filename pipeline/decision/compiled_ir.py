@@ -30,6 +30,7 @@ from pipeline.decision.compiled import (
     MARGIN_SYMBOL,
     ROW_BLOCK,
     SELECT_NODES,
+    STACK_BUDGET,
     VECTOR_LANES,
     VECTOR_SPLITS,
 )
@@ -324,12 +325,12 @@ def _margin_tree_ir(forest: Forest, t: int) -> str:
     return "\n".join(lines)
 
 
-def _vector_tree_ir(forest: Forest, t: int, contrib: bool) -> str:
+def _vector_tree_ir(forest: Forest, t: int, contrib: bool, block: int) -> str:
     """`void @treev<t>(ptr T, i64 n, ptr acc)` (`@treecv<t>(..., ptr C)`): acc[r] += leaf value of row r (and
-    C[f * ROW_BLOCK + r] += the path's credits to feature f) for r < n, VECTOR_LANES rows at a time.
+    C[f * block + r] += the path's credits to feature f) for r < n, VECTOR_LANES rows at a time.
 
     Every split's predicate on a vector of rows, then the leaf value picked by `select`s, so rows
-    never diverge. T is the block transposed (feature f of row r at T[f * ROW_BLOCK + r]), so a
+    never diverge. T is the block transposed (feature f of row r at T[f * block + r]), so a
     feature of VECTOR_LANES rows is one load; its rows from n up to the next multiple of
     VECTOR_LANES are zeros, and their lanes are computed and never read. Attribution: each split
     credits its left or right delta to the lanes whose path runs through it and +0.0 to the others,
@@ -353,7 +354,7 @@ def _vector_tree_ir(forest: Forest, t: int, contrib: bool) -> str:
     for node in nodes:
         v = f"%v{node}"
         lines += [
-            f"{v}.p = getelementptr inbounds double, ptr %T, i64 {int(forest.feature[node]) * ROW_BLOCK}",
+            f"{v}.p = getelementptr inbounds double, ptr %T, i64 {int(forest.feature[node]) * block}",
             f"{v}.q = getelementptr inbounds double, ptr {v}.p, i64 %r",
             f"{v} = load {d}, ptr {v}.q, align 8",
         ]
@@ -373,7 +374,7 @@ def _vector_tree_ir(forest: Forest, t: int, contrib: bool) -> str:
         f"store {d} %an, ptr %ap, align 8",
     ]
     if contrib:
-        lines += _vector_credit_lines(forest, nodes)
+        lines += _vector_credit_lines(forest, nodes, block)
     lines += [
         f"%r.next = add i64 %r, {lanes}",
         "%more = icmp slt i64 %r.next, %n",
@@ -385,7 +386,7 @@ def _vector_tree_ir(forest: Forest, t: int, contrib: bool) -> str:
     return "\n".join(lines)
 
 
-def _vector_credit_lines(forest: Forest, nodes: list[int]) -> list[str]:
+def _vector_credit_lines(forest: Forest, nodes: list[int], block: int) -> list[str]:
     """The attribution of `_vector_tree_ir`: per split (pre-order) the lanes' credits, added to C's feature rows."""
     lanes = VECTOR_LANES
     d, mask = _ty("double", lanes), _ty("i1", lanes)
@@ -419,7 +420,7 @@ def _vector_credit_lines(forest: Forest, nodes: list[int]) -> list[str]:
         f = int(forest.feature[n])
         if f not in total:
             lines += [
-                f"%c{f}.p = getelementptr inbounds double, ptr %C, i64 {f * ROW_BLOCK}",
+                f"%c{f}.p = getelementptr inbounds double, ptr %C, i64 {f * block}",
                 f"%c{f}.q = getelementptr inbounds double, ptr %c{f}.p, i64 %r",
                 f"%c{f}.n{n}.in = load {d}, ptr %c{f}.q, align 8",
             ]
@@ -442,8 +443,20 @@ def _vectorised(forest: Forest, t: int) -> bool:
 
 
 def has_vector_trees(forest: Forest) -> bool:
-    """A `vector` build would run some tree on vectors of rows (then CPU-level variants pay: `compile_blob`)."""
-    return any(_vectorised(forest, t) for t in range(len(forest.roots)))
+    """A `vector` build would run some tree on vectors of rows (then CPU-level variants pay: `compile_blob`), and
+    its two transposed blocks of at least VECTOR_LANES rows fit STACK_BUDGET."""
+    fits = 2 * 8 * forest.n_features * VECTOR_LANES <= STACK_BUDGET
+    return fits and any(_vectorised(forest, t) for t in range(len(forest.roots)))
+
+
+def block_rows(forest: Forest, vector: bool) -> int:
+    """Rows per block: ROW_BLOCK, or in a vector build fewer (a multiple of VECTOR_LANES) where the transposed
+    rows and credits (2 x 8 bytes x features per row, on the stack of whichever thread scores) would pass
+    STACK_BUDGET: wide models must not overflow a small thread stack (musl's is 128 KiB)."""
+    if not vector:
+        return ROW_BLOCK
+    fitting = STACK_BUDGET // (2 * 8 * max(forest.n_features, 1)) // VECTOR_LANES * VECTOR_LANES
+    return max(VECTOR_LANES, min(ROW_BLOCK, fitting))
 
 
 def _leaf_range(forest: Forest, t: int) -> tuple[int, int]:
@@ -517,21 +530,22 @@ def _emit_blocked_driver(
 ) -> None:
     """The margin kernel, and the attribution kernel of a `vector` build: a block's sums on the stack.
 
-    A block's margins add up in `acc`, tree by tree (a margin tree loops over the block's rows
+    A block (`block_rows`) adds its margins up in `acc`, tree by tree (a margin tree loops over the block's rows
     itself); with `vector`, trees `_vectorised` run on VECTOR_LANES rows at a time from the block
     transposed into `T`, and the attribution adds up in `C`, transposed the same way (the other
-    trees credit it with stride ROW_BLOCK), copied to `contrib` after the block. Each row sums leaf
+    trees credit it with the stride of a block's rows), copied to `contrib` after the block. Each row sums leaf
     values in tree order from 0.0, then `scale`, and gets its credits in tree and path order: the
     same operations in the same order as the numba kernels, so the same bits.
     """
     n_trees = len(forest.roots)
+    rows_per_block = block_rows(forest, vector)
     vec = [vector and _vectorised(forest, t) for t in range(n_trees)]
     trees = [module.get_global(_vector_name(t, contrib) if vec[t] else _tree_name(t, contrib)) for t in range(n_trees)]
     name = CONTRIB_SYMBOL if contrib else MARGIN_SYMBOL
     fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [_DPTR, _I64, _DPTR] + [_DPTR] * contrib), name=name)
     fn.attributes.add("nounwind")
     X, n, out = fn.args[:3]
-    nf, zero, block = ir.Constant(_I64, forest.n_features), ir.Constant(_I64, 0), ir.Constant(_I64, ROW_BLOCK)
+    nf, zero, block = ir.Constant(_I64, forest.n_features), ir.Constant(_I64, 0), ir.Constant(_I64, rows_per_block)
     b = ir.IRBuilder(fn.append_basic_block())
 
     def stack_array(size: int) -> ir.Value:
@@ -539,16 +553,16 @@ def _emit_blocked_driver(
         array.align = 64
         return b.bitcast(array, _DPTR)
 
-    acc = stack_array(ROW_BLOCK)
-    T = stack_array(forest.n_features * ROW_BLOCK) if any(vec) else None
-    C = stack_array(forest.n_features * ROW_BLOCK) if contrib else None
-    with _loop(b, zero, b.sdiv(b.add(n, ir.Constant(_I64, ROW_BLOCK - 1)), block)) as blk:
+    acc = stack_array(rows_per_block)
+    T = stack_array(forest.n_features * rows_per_block) if any(vec) else None
+    C = stack_array(forest.n_features * rows_per_block) if contrib else None
+    with _loop(b, zero, b.sdiv(b.add(n, ir.Constant(_I64, rows_per_block - 1)), block)) as blk:
         lo = b.mul(blk, block)
         hi = b.select(b.icmp_signed("<", b.add(lo, block), n), b.add(lo, block), n)
         rows = b.sub(hi, lo)
         Xb = b.gep(X, [b.mul(lo, nf)], inbounds=True)
         if T is not None:
-            with _loop(b, zero, block) as r:  # T[f * ROW_BLOCK + r] = X[lo + r, f]; rows past the block's end: 0.0
+            with _loop(b, zero, block) as r:  # T[f * block + r] = X[lo + r, f]; rows past the block's end: 0.0
                 inside = b.icmp_signed("<", r, rows)
                 with _loop(b, zero, nf) as f:
                     src = b.select(inside, b.gep(Xb, [b.add(b.mul(r, nf), f)], inbounds=True), Xb)
@@ -557,7 +571,7 @@ def _emit_blocked_driver(
         with _loop(b, zero, block) as r:
             b.store(ir.Constant(_DOUBLE, 0.0), b.gep(acc, [r], inbounds=True))
         if C is not None:
-            with _loop(b, zero, ir.Constant(_I64, forest.n_features * ROW_BLOCK)) as j:
+            with _loop(b, zero, ir.Constant(_I64, forest.n_features * rows_per_block)) as j:
                 b.store(ir.Constant(_DOUBLE, 0.0), b.gep(C, [j], inbounds=True))
         for t, tree in enumerate(trees):
             if vec[t]:
@@ -605,9 +619,10 @@ def generate_ir(forest: Forest, contrib: bool = True, vector: bool = False) -> t
     Two modules because the drivers only declare the trees; `_build_module` links them into one.
     """
     kernels = [False, True] if contrib else [False]
-    stride = ROW_BLOCK if vector else 1  # a vector build's attribution kernel credits a transposed block
+    block = block_rows(forest, vector)
+    stride = block if vector else 1  # a vector build's attribution kernel credits a transposed block
     trees = "\n".join(
-        _vector_tree_ir(forest, t, c)
+        _vector_tree_ir(forest, t, c, block)
         if vector and _vectorised(forest, t)
         else (_tree_ir(forest, t, True, stride) if c else _margin_tree_ir(forest, t))
         for c in kernels
