@@ -151,6 +151,8 @@ def test_vector_build_scores_the_same_bits(params, vectorised):
     _assert_same_bits(vector, CompiledForest.compile(forest, opt=0), X)
     for n in (1, 7, 9, 63, 65, 130):
         _assert_same_bits(vector, forest, X[:n])
+    smaller = CompiledForest.compile(forest, cpu="host", opt=0, vector=True, contrib_splits=3)  # as AVX2's limit
+    _assert_same_bits(smaller, forest, X)
 
 
 def test_vector_build_mixes_vector_and_branchy_attribution_trees(monkeypatch):
@@ -202,7 +204,9 @@ def test_compile_blob_ships_cpu_levels_and_loads_the_best_runnable():
     assert cpus == [*cmod.X86_LEVELS, "x86-64"] and len(infos) == 3
     variants = cmod.split_bundle(blob)
     have = {f[1:] for f in cmod.llvm.get_host_cpu_features().flatten().split(",") if f.startswith("+")}
-    runnable = [cpu for cpu, names in cmod.X86_LEVELS.items() if set(names.split()) <= have] + ["x86-64"]
+    runnable = [cpu for cpu, (names, _) in cmod.X86_LEVELS.items() if set(names.split()) <= have] + ["x86-64"]
+    headers = [cmod._unseal(v)[0] for v in variants]
+    assert [h["contrib_splits"] for h in headers] == [cmod.VECTOR_SPLITS, cmod.AVX2_CONTRIB_SPLITS, None]
     assert loaded.header["cpu"] == runnable[0]
     unrunnable = [_repacked(v, features="+nosuchfeature") for v in variants[:2]]
     fallback = CompiledForest.load(cmod._bundle([*unrunnable, variants[2]]), forest=forest)

@@ -13,6 +13,7 @@ ALLOWED = {
         "ROW_BLOCK": "rows per block inside the native kernel (a cache-size choice, not a policy)",
         "SELECT_NODES": "subtree size evaluated without branches (a code-generation choice, measured, not policy)",
         "STACK_BUDGET": "stack bytes a vector build's kernel may use (a safety bound for thread stacks, not policy)",
+        "AVX2_CONTRIB_SPLITS": "attribution tree size run on AVX2 vectors (a code-generation choice, measured)",
         "VECTOR_SPLITS": "tree size run on vectors of rows (a code-generation choice, measured, not policy)",
         "VECTOR_LANES": "rows per vector in the vectorised trees (a CPU-width choice, measured, not policy)",
         "MIN_ROWS_PER_TASK": "below this a call is not split across threads (overhead, not policy)",

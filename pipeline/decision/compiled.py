@@ -61,13 +61,15 @@ MIN_ROWS_PER_TASK = 8192  # below this a thread hand-off costs more than it save
 # Used only by the IR generator (compiled_ir), which imports them; defined here, where tests/test_settings.py
 # documents them.
 ROW_BLOCK = 64  # rows per tree sweep: a tree's code stays hot in L1i while it scores a block
-STACK_BUDGET = (
-    64 * 1024
-)  # bytes of transposed rows and credits a vector build keeps on the stack (compiled_ir.block_rows)
+# Bytes of transposed rows and credits a vector build keeps on the stack (compiled_ir.block_rows).
+STACK_BUDGET = 64 * 1024
 SELECT_NODES = 7  # subtrees with at most this many splits are evaluated without branches (measured, compiled_ir)
-# Trees of at most this many splits run on vectors of rows in a vector build (compiled_ir._vectorised; 31-leaf
-# trees: margin 1.7x (AVX2) / 2.8x (AVX-512), attribution 1.9x / 4.2x faster; 63-leaf attribution: AVX2 1.7x slower)
+# Trees of at most this many splits run on vectors of rows in a vector build (compiled_ir._vectorised; one
+# thread, 31-leaf trees: margin 2.5-3x (AVX2) / 4-5x (AVX-512) faster, attribution 4x (AVX-512); 63-leaf
+# attribution: AVX2 1.7x slower). AVX2 attribution: up to AVX2_CONTRIB_SPLITS only (200 trees of 16 leaves
+# 1.45x faster, of 31 leaves 0.86x: twice the code of AVX-512 per tree, it no longer stays in cache).
 VECTOR_SPLITS = 31
+AVX2_CONTRIB_SPLITS = 15
 VECTOR_LANES = 8  # rows per vector in the margin kernel's small trees (compiled_ir._vector_tree_ir; divides ROW_BLOCK)
 _DOUBLE, _I32, _I64 = ir.DoubleType(), ir.IntType(32), ir.IntType(64)
 # x86-64 micro-architecture levels (the psABI's v3 = AVX2, v4 = AVX-512) as LLVM feature names, best first.
@@ -75,9 +77,9 @@ _DOUBLE, _I32, _I64 = ir.DoubleType(), ir.IntType(32), ir.IntType(64)
 # which gains nothing from them (the shipped limit model, one thread, 100k rows, measured), so a forest
 # with such trees ships an object per level beside the portable one and each machine loads the best it can run.
 _X86_V3 = "avx avx2 bmi bmi2 cx16 f16c fma lzcnt movbe popcnt sahf sse3 sse4.1 sse4.2 ssse3 xsave"
-X86_LEVELS = {
-    "x86-64-v4": f"{_X86_V3} avx512bw avx512cd avx512dq avx512f avx512vl",
-    "x86-64-v3": _X86_V3,
+X86_LEVELS = {  # features, and the largest attribution tree run on vectors
+    "x86-64-v4": (f"{_X86_V3} avx512bw avx512cd avx512dq avx512f avx512vl", VECTOR_SPLITS),
+    "x86-64-v3": (_X86_V3, AVX2_CONTRIB_SPLITS),
 }
 _MISSING_ZERO, _MISSING_NAN = 1, 2  # forest.MISSING["Zero"], ["NaN"]
 
@@ -244,6 +246,7 @@ class CompiledForest:
         threads: int | None = None,
         features: str = "",
         vector: bool = False,
+        contrib_splits: int | None = None,
     ) -> CompiledForest:
         """Generate IR, compile to an ELF object and link it in-process. Raises on failure (the caller
         decides: at registration a failure means "ship without a compiled blob").
@@ -256,7 +259,7 @@ class CompiledForest:
         from pipeline.decision.compiled_ir import generate_ir  # imports this module: only needed to compile
 
         t0 = time.perf_counter()
-        trees_ir, drivers_ir = generate_ir(forest, contrib, vector)
+        trees_ir, drivers_ir = generate_ir(forest, contrib, vector, contrib_splits)
         t1 = time.perf_counter()
         if cpu == "host":
             cpu, features = llvm.get_host_cpu_name(), llvm.get_host_cpu_features().flatten()
@@ -278,6 +281,7 @@ class CompiledForest:
             "expected_value": forest.expected_value,
             "contrib": contrib,
             "vector": vector,
+            "contrib_splits": contrib_splits,
             "forest_sha256": forest_fingerprint(forest),
         }
         compiled = cls(header, obj, _link(obj), threads)
@@ -398,14 +402,23 @@ def compile_blob(forest: Forest, contrib: bool, opt: int = 2) -> tuple[bytes, li
     vectorised trees) by one object per `X86_LEVELS` level; with the CompileInfo and CPU of each, best first."""
     from pipeline.decision.compiled_ir import has_vector_trees  # only needed to compile
 
-    targets = [(GENERIC_CPU, "", False)]
+    targets: list[tuple[str, str, int | None]] = [(GENERIC_CPU, "", None)]
     if GENERIC_CPU == "x86-64" and has_vector_trees(forest):
-        levels = [(cpu, ",".join(f"+{name}" for name in names.split()), True) for cpu, names in X86_LEVELS.items()]
+        levels = [
+            (cpu, ",".join(f"+{n}" for n in names.split()), splits) for cpu, (names, splits) in X86_LEVELS.items()
+        ]
         targets = levels + targets
     blobs, infos = [], []
-    for cpu, features, vector in targets:
+    for cpu, features, splits in targets:
         compiled = CompiledForest.compile(
-            forest, contrib=contrib, cpu=cpu, opt=opt, threads=1, features=features, vector=vector
+            forest,
+            contrib=contrib,
+            cpu=cpu,
+            opt=opt,
+            threads=1,
+            features=features,
+            vector=splits is not None,
+            contrib_splits=splits,
         )
         blobs.append(compiled.to_bytes())
         if compiled.compile_info is not None:

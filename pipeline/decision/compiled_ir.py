@@ -436,10 +436,10 @@ def _vector_name(t: int, contrib: bool) -> str:
     return f"tree{'c' if contrib else ''}v{t}"
 
 
-def _vectorised(forest: Forest, t: int) -> bool:
-    """Tree t runs on vectors of rows in a `vector` build (both kernels): it has at most VECTOR_SPLITS splits."""
+def _vectorised(forest: Forest, t: int, limit: int | None = None) -> bool:
+    """Tree t runs on vectors of rows in a `vector` build: it has at most `limit` splits (default VECTOR_SPLITS)."""
     root = int(forest.roots[t])
-    return root < 0 or _split_counts(forest, root)[root] <= VECTOR_SPLITS
+    return root < 0 or _split_counts(forest, root)[root] <= (VECTOR_SPLITS if limit is None else limit)
 
 
 def has_vector_trees(forest: Forest) -> bool:
@@ -489,7 +489,9 @@ def _loop(b: ir.IRBuilder, start: ir.Value, stop: ir.Value) -> Iterator[ir.Value
     b.position_at_end(end)
 
 
-def _emit_driver(module: ir.Module, forest: Forest, leaf_value: ir.GlobalVariable, contrib: bool, vector: bool) -> None:
+def _emit_driver(
+    module: ir.Module, forest: Forest, leaf_value: ir.GlobalVariable, contrib: bool, vector: bool, limit: int | None
+) -> None:
     """`void cf_margin(const double* X, int64 n, double* out)` or `cf_margin_contrib(..., double* contrib)`.
 
     Rows go in blocks of ROW_BLOCK; within a block tree t scores every row before tree t+1,
@@ -499,7 +501,7 @@ def _emit_driver(module: ir.Module, forest: Forest, leaf_value: ir.GlobalVariabl
     (np.zeros is calloc: free until touched).
     """
     if vector or not contrib:
-        _emit_blocked_driver(module, forest, leaf_value, contrib, vector)
+        _emit_blocked_driver(module, forest, leaf_value, contrib, vector, limit)
         return
     trees = [module.get_global(_tree_name(t, True)) for t in range(len(forest.roots))]
     fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [_DPTR, _I64, _DPTR, _DPTR]), name=CONTRIB_SYMBOL)
@@ -526,7 +528,7 @@ def _emit_driver(module: ir.Module, forest: Forest, leaf_value: ir.GlobalVariabl
 
 
 def _emit_blocked_driver(
-    module: ir.Module, forest: Forest, leaf_value: ir.GlobalVariable, contrib: bool, vector: bool
+    module: ir.Module, forest: Forest, leaf_value: ir.GlobalVariable, contrib: bool, vector: bool, limit: int | None
 ) -> None:
     """The margin kernel, and the attribution kernel of a `vector` build: a block's sums on the stack.
 
@@ -539,7 +541,7 @@ def _emit_blocked_driver(
     """
     n_trees = len(forest.roots)
     rows_per_block = block_rows(forest, vector)
-    vec = [vector and _vectorised(forest, t) for t in range(n_trees)]
+    vec = [vector and _vectorised(forest, t, limit) for t in range(n_trees)]
     trees = [module.get_global(_vector_name(t, contrib) if vec[t] else _tree_name(t, contrib)) for t in range(n_trees)]
     name = CONTRIB_SYMBOL if contrib else MARGIN_SYMBOL
     fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [_DPTR, _I64, _DPTR] + [_DPTR] * contrib), name=name)
@@ -611,11 +613,14 @@ def _emit_scale(b: ir.IRBuilder, fn: ir.Function, forest: Forest, lo: ir.Value, 
                 b.store(b.fmul(b.load(cptr), scale), cptr)
 
 
-def generate_ir(forest: Forest, contrib: bool = True, vector: bool = False) -> tuple[str, str]:
+def generate_ir(
+    forest: Forest, contrib: bool = True, vector: bool = False, contrib_splits: int | None = None
+) -> tuple[str, str]:
     """LLVM IR text of (the tree functions, the drivers built with llvmlite.ir that call them).
 
     `vector`: small trees run on vectors of rows (`_vector_tree_ir`); only worth it for a CPU with
-    wide vectors (AVX2 and up: `compiled.X86_LEVELS`), the same bits either way.
+    wide vectors (AVX2 and up: `compiled.X86_LEVELS`), the same bits either way. `contrib_splits`: the
+    largest attribution tree run on vectors (default VECTOR_SPLITS, as for the margin kernel).
     Two modules because the drivers only declare the trees; `_build_module` links them into one.
     """
     kernels = [False, True] if contrib else [False]
@@ -623,7 +628,7 @@ def generate_ir(forest: Forest, contrib: bool = True, vector: bool = False) -> t
     stride = block if vector else 1  # a vector build's attribution kernel credits a transposed block
     trees = "\n".join(
         _vector_tree_ir(forest, t, c, block)
-        if vector and _vectorised(forest, t)
+        if vector and _vectorised(forest, t, contrib_splits if c else None)
         else (_tree_ir(forest, t, True, stride) if c else _margin_tree_ir(forest, t))
         for c in kernels
         for t in range(len(forest.roots))
@@ -635,7 +640,7 @@ def generate_ir(forest: Forest, contrib: bool = True, vector: bool = False) -> t
     leaf_value.global_constant, leaf_value.linkage = True, "private"
     for c in kernels:
         for t in range(len(forest.roots)):  # declarations; the definitions are in `trees`
-            if vector and _vectorised(forest, t):
+            if vector and _vectorised(forest, t, contrib_splits if c else None):
                 ir.Function(
                     module, ir.FunctionType(ir.VoidType(), [_DPTR, _I64, _DPTR] + [_DPTR] * c), _vector_name(t, c)
                 )
@@ -643,7 +648,7 @@ def generate_ir(forest: Forest, contrib: bool = True, vector: bool = False) -> t
                 ir.Function(module, ir.FunctionType(_I32, [_DPTR, _DPTR]), _tree_name(t, True))
             else:
                 ir.Function(module, ir.FunctionType(ir.VoidType(), [_DPTR, _I64, _I64, _DPTR]), _tree_name(t, False))
-        _emit_driver(module, forest, leaf_value, c, vector)
+        _emit_driver(module, forest, leaf_value, c, vector, contrib_splits if c else None)
     wide = _ty("double", VECTOR_LANES)
     intrinsics = f"declare double @llvm.fabs.f64(double)\ndeclare {wide} @llvm.fabs.v{VECTOR_LANES}f64({wide})\n"
     return intrinsics + trees, str(module)
