@@ -12,9 +12,10 @@ the Saabas attribution kernel (each branch adds its delta constant to contrib[fe
 Shipping: the module is compiled once (at model registration) for a generic x86-64 CPU to a
 relocatable ELF object; the blob is a JSON header (format, target, CPU, SHA-256 of the forest)
 plus that object (zlib), sealed by a SHA-256 of both. Where small trees can run on vectors of rows
-(`compiled_ir._vector_tree_ir`: 1.6-1.9x faster with AVX2, 4x with AVX-512, nothing on the SSE2
-baseline), the shipped blob is a bundle: one such blob per x86-64 level (`X86_LEVELS`), then the
-portable one; `load` checks every seal and links the first its CPU can run (`compile_blob`).
+(`compiled_ir._vector_tree_ir`: the shipped default's forests 1.9-2.4x faster with AVX2, 4x with
+AVX-512, nothing on the SSE2 baseline), the shipped blob is a bundle: one such blob per x86-64
+level (`X86_LEVELS`), then the portable one; `load` checks every seal and links the first its CPU
+can run (`compile_blob`).
 At scoring time `CompiledForest.load` links the object into an in-process MCJIT engine (llvmlite,
 which numba already depends on): no C compiler, no temp files, milliseconds. Anything unexpected
 (corrupted bytes, another architecture, a CPU lacking the recorded features, a forest mismatch,
@@ -70,12 +71,12 @@ SELECT_NODES = 7  # subtrees with at most this many splits are evaluated without
 # 1.45x faster, of 31 leaves 0.86x: twice the code of AVX-512 per tree, it no longer stays in cache).
 VECTOR_SPLITS = 31
 AVX2_CONTRIB_SPLITS = 15
-VECTOR_LANES = 8  # rows per vector in the margin kernel's small trees (compiled_ir._vector_tree_ir; divides ROW_BLOCK)
+VECTOR_LANES = 8  # rows per vector in the vectorised trees (compiled_ir._vector_tree_ir; divides ROW_BLOCK)
 _DOUBLE, _I32, _I64 = ir.DoubleType(), ir.IntType(32), ir.IntType(64)
 # x86-64 micro-architecture levels (the psABI's v3 = AVX2, v4 = AVX-512) as LLVM feature names, best first.
-# The vectorised trees of the margin kernel run 1.6x (v3) and 4x (v4) faster than on the SSE2 baseline,
-# which gains nothing from them (the shipped limit model, one thread, 100k rows, measured), so a forest
-# with such trees ships an object per level beside the portable one and each machine loads the best it can run.
+# Vectorised trees gain nothing on the SSE2 baseline (the shipped limit model, one thread, 100k rows, measured),
+# so a forest with such trees ships an object per level beside the portable one, and each machine loads the best
+# it can run.
 _X86_V3 = "avx avx2 bmi bmi2 cx16 f16c fma lzcnt movbe popcnt sahf sse3 sse4.1 sse4.2 ssse3 xsave"
 X86_LEVELS = {  # features, and the largest attribution tree run on vectors
     "x86-64-v4": (f"{_X86_V3} avx512bw avx512cd avx512dq avx512f avx512vl", VECTOR_SPLITS),
@@ -126,12 +127,6 @@ def _pack(header: dict, obj: bytes) -> bytes:
     raw = json.dumps(header, sort_keys=True).encode()
     body = MAGIC + len(raw).to_bytes(4, "little") + raw + zlib.compress(obj, 6)
     return body + hashlib.sha256(body).digest()
-
-
-def _unpack(blob: bytes) -> tuple[dict, bytes]:
-    """Header and object, or ValueError (`_unseal`, then the object decompressed)."""
-    header, packed = _unseal(blob)
-    return header, zlib.decompress(packed)
 
 
 def _unseal(blob: bytes) -> tuple[dict, bytes]:
@@ -398,8 +393,8 @@ def _link(obj: bytes) -> llvm.ExecutionEngine:
 
 
 def compile_blob(forest: Forest, contrib: bool, opt: int = 2) -> tuple[bytes, list[CompileInfo], list[str]]:
-    """The blob to ship for `forest`: the portable object, preceded (on x86-64, when the margin kernel has
-    vectorised trees) by one object per `X86_LEVELS` level; with the CompileInfo and CPU of each, best first."""
+    """The blob to ship for `forest`: the portable object, preceded (on x86-64, when some tree runs on vectors:
+    `has_vector_trees`) by one object per `X86_LEVELS` level; with the CompileInfo and CPU of each, best first."""
     from pipeline.decision.compiled_ir import has_vector_trees  # only needed to compile
 
     targets: list[tuple[str, str, int | None]] = [(GENERIC_CPU, "", None)]

@@ -152,7 +152,7 @@ def _load_lines(forest: Forest, node: int) -> tuple[str, list[str]]:
 
 
 def _credit_lines(name: str, feature: int, delta: str, stride: int = 1) -> list[str]:
-    """contrib[feature * stride] += delta (an IR double operand; stride ROW_BLOCK: a transposed block)."""
+    """contrib[feature * stride] += delta (an IR double operand; stride = a block's rows: a transposed block)."""
     return [
         f"{name}.p = getelementptr inbounds double, ptr %c, i64 {feature * stride}",
         f"{name}.o = load double, ptr {name}.p",
@@ -218,28 +218,18 @@ def _split_lines(forest: Forest, node: int, v: str, left: str, right: str) -> li
     ]
 
 
-def _tree_ir(forest: Forest, t: int, contrib: bool, stride: int = 1) -> str:
-    """The code of tree t: `i32 @treec<t>(ptr x, ptr contrib)` returns the leaf index of row x and credits
-    its path to contrib[feature * stride]; `void @tree<t>(ptr X, i64 lo, i64 hi, ptr out)` adds the tree's
-    leaf value to out[i] for every row i of a block (`_margin_tree_ir`).
+def _tree_ir(forest: Forest, t: int, stride: int = 1) -> str:
+    """`i32 @treec<t>(ptr x, ptr contrib)`: the leaf index of row x, its path credited to contrib[feature * stride].
 
-    The margin variant loops over the block's rows inside the tree (one call per tree and block; as fast
-    as a call per row on the SSE2 baseline, measured, and the vector build's driver calls both kinds of
-    tree alike), branches near the root, where a tree is wide, and evaluates each subtree of at most
-    SELECT_NODES splits without branches (`_select_lines`): the same leaf, faster than branching all
-    the way down (measured, one thread, 100k rows: the shipped limit model 1.8x, PD margin 1.5x;
-    synthetic models of 7-63 leaves 1.2-1.6x; subtrees of up to 3 splits gave less, of up to 15 the
-    same within noise). The contrib variant branches all the way and adds the split's delta to
-    contrib[feature] on entering each child, in path order like `forest._margin_contrib` (zero deltas
-    are skipped: adding 0.0 changes nothing); there the branch-free form, crediting +0.0 off the path,
-    measured 1.0-1.5x slower one row at a time (on vectors of rows it is faster: `_vector_tree_ir`).
-    Inline stores with immediate deltas measured ~1.5x faster than a per-leaf table walk, at the
-    price of a second copy of the tree code. IR is written as text: llvmlite.ir objects cost ~10x
-    more Python time for thousands of tiny blocks. The walk is iterative: deep, unbalanced trees
-    would exceed Python's recursion limit.
+    The walk branches all the way and adds the split's delta to contrib[feature] on entering each
+    child, in path order like `forest._margin_contrib` (zero deltas are skipped: adding 0.0 changes
+    nothing); the branch-free form, crediting +0.0 off the path, measured 1.0-1.5x slower one row at a
+    time (on vectors of rows it is faster: `_vector_tree_ir`). Inline stores with immediate deltas
+    measured ~1.5x faster than a per-leaf table walk, at the price of a second copy of the tree code
+    (`_margin_tree_ir`). IR is written as text: llvmlite.ir objects cost ~10x more Python time for
+    thousands of tiny blocks. The walk is iterative: deep, unbalanced trees would exceed Python's
+    recursion limit.
     """
-    if not contrib:
-        return _margin_tree_ir(forest, t)
     lines = [
         f"define i32 @{_tree_name(t, True)}(ptr noalias nocapture readonly %x, ptr noalias nocapture %c) "
         "noinline nounwind {",
@@ -267,8 +257,14 @@ def _tree_ir(forest: Forest, t: int, contrib: bool, stride: int = 1) -> str:
 def _margin_tree_ir(forest: Forest, t: int) -> str:
     """`void @tree<t>(ptr X, i64 lo, i64 hi, ptr out)`: out[i] += leaf value of row i, for lo <= i < hi.
 
-    Every leaf (a `ret` in the contrib variant) branches to one accumulate block whose phi holds
-    the leaf index; the leaf values are a constant table of this tree's own.
+    The tree loops over the block's rows itself (one call per tree and block; as fast as a call per
+    row on the SSE2 baseline, measured, and the driver calls it like a vectorised tree). It branches
+    near the root, where a tree is wide, and evaluates each subtree of at most SELECT_NODES splits
+    without branches (`_select_lines`): the same leaf, faster than branching all the way down
+    (measured, one thread, 100k rows: the shipped limit model 1.8x, PD margin 1.5x; synthetic models
+    of 7-63 leaves 1.2-1.6x; subtrees of up to 3 splits gave less, of up to 15 the same within
+    noise). Every leaf branches to one accumulate block whose phi holds the leaf index; the leaf
+    values are a constant table of this tree's own.
     """
     first, count = _leaf_range(forest, t)
     values = ", ".join(f"double {_hex(float(v))}" for v in forest.leaf_value[first : first + count])
@@ -490,58 +486,22 @@ def _loop(b: ir.IRBuilder, start: ir.Value, stop: ir.Value) -> Iterator[ir.Value
 
 
 def _emit_driver(
-    module: ir.Module, forest: Forest, leaf_value: ir.GlobalVariable, contrib: bool, vector: bool, limit: int | None
+    module: ir.Module, forest: Forest, leaf_value: ir.GlobalVariable, contrib: bool, vec: list[bool]
 ) -> None:
     """`void cf_margin(const double* X, int64 n, double* out)` or `cf_margin_contrib(..., double* contrib)`.
 
-    Rows go in blocks of ROW_BLOCK; within a block tree t scores every row before tree t+1,
-    so each tree's code is fetched once per block. Each row sums leaf values in tree order
-    from 0.0 and then multiplies by `scale`, and credits contrib in tree and path order: the
-    same operations in the same order as the numba kernels. `contrib` must arrive zeroed
-    (np.zeros is calloc: free until touched).
-    """
-    if vector or not contrib:
-        _emit_blocked_driver(module, forest, leaf_value, contrib, vector, limit)
-        return
-    trees = [module.get_global(_tree_name(t, True)) for t in range(len(forest.roots))]
-    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [_DPTR, _I64, _DPTR, _DPTR]), name=CONTRIB_SYMBOL)
-    fn.attributes.add("nounwind")
-    X, n, out = fn.args[:3]
-    nf, zero, block = ir.Constant(_I64, forest.n_features), ir.Constant(_I64, 0), ir.Constant(_I64, ROW_BLOCK)
-    b = ir.IRBuilder(fn.append_basic_block())
-    with _loop(b, zero, b.sdiv(b.add(n, ir.Constant(_I64, ROW_BLOCK - 1)), block)) as blk:
-        lo = b.mul(blk, block)
-        hi = b.select(b.icmp_signed("<", b.add(lo, block), n), b.add(lo, block), n)
-        with _loop(b, lo, hi) as i:
-            b.store(ir.Constant(_DOUBLE, 0.0), b.gep(out, [i], inbounds=True))
-        for tree in trees:
-            with _loop(b, lo, hi) as i:
-                offset = b.mul(i, nf)
-                args = [b.gep(X, [offset], inbounds=True), b.gep(fn.args[-1], [offset], inbounds=True)]
-                leaf = b.sext(b.call(tree, args), _I64)
-                value = b.load(b.gep(leaf_value, [zero, leaf], inbounds=True))
-                ptr = b.gep(out, [i], inbounds=True)
-                b.store(b.fadd(b.load(ptr), value), ptr)
-        if forest.scale != 1.0:
-            _emit_scale(b, fn, forest, lo, hi, contrib)
-    b.ret_void()
-
-
-def _emit_blocked_driver(
-    module: ir.Module, forest: Forest, leaf_value: ir.GlobalVariable, contrib: bool, vector: bool, limit: int | None
-) -> None:
-    """The margin kernel, and the attribution kernel of a `vector` build: a block's sums on the stack.
-
-    A block (`block_rows`) adds its margins up in `acc`, tree by tree (a margin tree loops over the block's rows
-    itself); with `vector`, trees `_vectorised` run on VECTOR_LANES rows at a time from the block
-    transposed into `T`, and the attribution adds up in `C`, transposed the same way (the other
-    trees credit it with the stride of a block's rows), copied to `contrib` after the block. Each row sums leaf
-    values in tree order from 0.0, then `scale`, and gets its credits in tree and path order: the
-    same operations in the same order as the numba kernels, so the same bits.
+    Rows go in blocks (`block_rows`); within a block tree t scores every row before tree t+1, so
+    each tree's code is fetched once per block, and the block's margins add up in `acc` on the stack.
+    Trees with `vec[t]` (a vector build) run on VECTOR_LANES rows at a time from the block transposed
+    into `T`; there the attribution adds up in `C`, transposed the same way (the branchy trees credit
+    it with the stride of a block's rows) and copied to `contrib` after the block; otherwise the
+    branchy trees credit `contrib`, which must arrive zeroed (np.zeros is calloc: free until
+    touched). Each row sums leaf values in tree order from 0.0, then `scale`, and gets its credits in
+    tree and path order: the same operations in the same order as the numba kernels, so the same bits.
     """
     n_trees = len(forest.roots)
+    vector = any(vec)
     rows_per_block = block_rows(forest, vector)
-    vec = [vector and _vectorised(forest, t, limit) for t in range(n_trees)]
     trees = [module.get_global(_vector_name(t, contrib) if vec[t] else _tree_name(t, contrib)) for t in range(n_trees)]
     name = CONTRIB_SYMBOL if contrib else MARGIN_SYMBOL
     fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [_DPTR, _I64, _DPTR] + [_DPTR] * contrib), name=name)
@@ -556,8 +516,8 @@ def _emit_blocked_driver(
         return b.bitcast(array, _DPTR)
 
     acc = stack_array(rows_per_block)
-    T = stack_array(forest.n_features * rows_per_block) if any(vec) else None
-    C = stack_array(forest.n_features * rows_per_block) if contrib else None
+    T = stack_array(forest.n_features * rows_per_block) if vector else None
+    C = stack_array(forest.n_features * rows_per_block) if contrib and vector else None
     with _loop(b, zero, b.sdiv(b.add(n, ir.Constant(_I64, rows_per_block - 1)), block)) as blk:
         lo = b.mul(blk, block)
         hi = b.select(b.icmp_signed("<", b.add(lo, block), n), b.add(lo, block), n)
@@ -624,31 +584,31 @@ def generate_ir(
     Two modules because the drivers only declare the trees; `_build_module` links them into one.
     """
     kernels = [False, True] if contrib else [False]
-    block = block_rows(forest, vector)
-    stride = block if vector else 1  # a vector build's attribution kernel credits a transposed block
-    trees = "\n".join(
-        _vector_tree_ir(forest, t, c, block)
-        if vector and _vectorised(forest, t, contrib_splits if c else None)
-        else (_tree_ir(forest, t, True, stride) if c else _margin_tree_ir(forest, t))
-        for c in kernels
-        for t in range(len(forest.roots))
-    )
+    n_trees = len(forest.roots)
+    vec = {
+        c: [vector and _vectorised(forest, t, contrib_splits if c else None) for t in range(n_trees)] for c in kernels
+    }
+    trees: list[str] = []
     module = ir.Module(name="forest_drivers")
     values = np.asarray(forest.leaf_value, dtype=np.float64)
     leaf_value = ir.GlobalVariable(module, ir.ArrayType(_DOUBLE, max(len(values), 1)), "leaf_value")
     leaf_value.initializer = ir.Constant(leaf_value.value_type, values.tolist() or [0.0])
     leaf_value.global_constant, leaf_value.linkage = True, "private"
-    for c in kernels:
-        for t in range(len(forest.roots)):  # declarations; the definitions are in `trees`
-            if vector and _vectorised(forest, t, contrib_splits if c else None):
-                ir.Function(
-                    module, ir.FunctionType(ir.VoidType(), [_DPTR, _I64, _DPTR] + [_DPTR] * c), _vector_name(t, c)
-                )
+    for c, flags in vec.items():
+        block = block_rows(forest, any(flags))
+        stride = block if any(flags) else 1  # beside vectorised trees, branchy ones credit the transposed block
+        for t, on_vectors in enumerate(flags):  # the definitions (text) and their declarations in the drivers
+            if on_vectors:
+                trees.append(_vector_tree_ir(forest, t, c, block))
+                signature = ir.FunctionType(ir.VoidType(), [_DPTR, _I64, _DPTR] + [_DPTR] * c)
+                ir.Function(module, signature, _vector_name(t, c))
             elif c:
+                trees.append(_tree_ir(forest, t, stride))
                 ir.Function(module, ir.FunctionType(_I32, [_DPTR, _DPTR]), _tree_name(t, True))
             else:
+                trees.append(_margin_tree_ir(forest, t))
                 ir.Function(module, ir.FunctionType(ir.VoidType(), [_DPTR, _I64, _I64, _DPTR]), _tree_name(t, False))
-        _emit_driver(module, forest, leaf_value, c, vector, contrib_splits if c else None)
+        _emit_driver(module, forest, leaf_value, c, flags)
     wide = _ty("double", VECTOR_LANES)
     intrinsics = f"declare double @llvm.fabs.f64(double)\ndeclare {wide} @llvm.fabs.v{VECTOR_LANES}f64({wide})\n"
-    return intrinsics + trees, str(module)
+    return intrinsics + "\n".join(trees), str(module)
